@@ -1,0 +1,1 @@
+"""SCB agent: the certifier server, the host client and their command line."""

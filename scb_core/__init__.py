@@ -1,0 +1,1 @@
+"""SCB core: CA, policy, protocol, store, DNS and config, free of sockets."""

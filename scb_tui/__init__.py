@@ -1,0 +1,1 @@
+"""SCB console: the Textual admin console."""
