@@ -1,0 +1,114 @@
+"""`scb-agent`: every command of the agent and the host client.
+
+Command modules are imported only once their command is chosen, so that
+`scb-agent --help` stays fast (and textual is never imported here).
+
+Exit status: 0 success; 1 the CA refused or the work failed (the error code
+and message are printed to stderr); 2 a bad command line, config or file.
+"""
+
+import argparse
+import logging
+import sys
+
+from scb_core.errors import ConfigError, ScbError
+from scb_core.paths import resolve_paths
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+COMMANDS = {
+    "init": ("scb_agent.init_ca", "run_init"),
+    "fingerprint": ("scb_agent.commands", "run_fingerprint"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scb-agent",
+        description="Self Certification Bot: a private CA and its hosts' client.",
+    )
+    parser.add_argument("--config-dir", help="override SCB_CONFIG_DIR")
+    parser.add_argument("--state-dir", help="override SCB_STATE_DIR")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_init(sub)
+    sub.add_parser("fingerprint", help="print the root's SHA-256 fingerprint")
+    return parser
+
+
+def _add_init(sub) -> None:
+    p = sub.add_parser("init", help="create the CA on this host (once)")
+    p.add_argument("--name", default="SCB private CA", help="the CA's common name")
+    p.add_argument(
+        "--allow-domain",
+        action="append",
+        metavar="SUFFIX",
+        help="a domain suffix names must end in (repeatable)",
+    )
+    p.add_argument(
+        "--allow-network",
+        action="append",
+        metavar="CIDR",
+        help="a network resolved addresses must be in (repeatable; "
+        "default RFC 1918, 100.64.0.0/10, fc00::/7)",
+    )
+    p.add_argument(
+        "--resolver",
+        action="append",
+        metavar="IP[:PORT]",
+        help="DNS resolver to validate names with (repeatable)",
+    )
+    p.add_argument("--listen", default="0.0.0.0:8443", metavar="HOST:PORT")
+    p.add_argument(
+        "--server-name",
+        action="append",
+        metavar="NAME_OR_IP",
+        help="name or IP hosts reach the agent by (repeatable; default the FQDN)",
+    )
+    p.add_argument("--challenge-ports", default="1-1023", metavar="LO-HI")
+    p.add_argument("--http-listen", metavar="HOST:PORT", help="serve CRL and root")
+    p.add_argument("--crl-url", metavar="URL", help="CRL URL to put in leaves")
+    p.add_argument("--approval", choices=("auto", "manual"), default="auto")
+    p.add_argument(
+        "--key-type",
+        choices=("ec-p256", "ec-p384", "rsa-3072", "rsa-4096"),
+        default="ec-p256",
+    )
+    p.add_argument("--no-intermediate", action="store_true")
+    p.add_argument("--no-name-constraints", action="store_true")
+    p.add_argument("--import-cert", metavar="PEM", help="adopt this root CA cert")
+    p.add_argument("--import-key", metavar="PEM", help="the adopted CA's key")
+    p.add_argument("--passphrase-file", metavar="FILE", help="encrypt/decrypt keys")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    paths = resolve_paths(args.config_dir, args.state_dir)
+    module_name, function_name = COMMANDS[args.command]
+
+    import importlib
+
+    command = getattr(importlib.import_module(module_name), function_name)
+    try:
+        return command(args, paths)
+    except ConfigError as exc:
+        print(f"scb-agent {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ScbError as exc:
+        print(
+            f"scb-agent {args.command}: error {exc.code}: {exc.message}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

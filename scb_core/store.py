@@ -1,0 +1,500 @@
+"""The agent's SQLite store: requests, certificates, revocations, bans, rate
+state and the audit log.
+
+WAL mode with `synchronous=FULL`, so a committed transaction survives a crash
+or power loss. Methods never commit on their own: the caller groups work into
+transactions (the agent's writer thread commits many issuances at once; the
+CLI uses `transaction()`). The schema is versioned by `PRAGMA user_version`
+and moved forward by the MIGRATIONS list, one step per version.
+"""
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+FINAL_OUTCOMES = ("issued", "failed")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE requests (
+        id TEXT PRIMARY KEY,
+        peer TEXT NOT NULL,
+        names TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        outcome TEXT,
+        error_code TEXT,
+        error_message TEXT,
+        serial TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX requests_by_time ON requests (created_at);
+    CREATE INDEX requests_open ON requests (outcome) WHERE outcome IS NULL;
+    CREATE TABLE request_stages (
+        request_id TEXT NOT NULL REFERENCES requests (id),
+        stage TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX stages_by_request ON request_stages (request_id);
+    CREATE TABLE certificates (
+        serial TEXT PRIMARY KEY,
+        request_id TEXT,
+        names TEXT NOT NULL,
+        not_before REAL NOT NULL,
+        not_after REAL NOT NULL,
+        issued_at REAL NOT NULL,
+        pem TEXT NOT NULL
+    );
+    CREATE INDEX certificates_by_names ON certificates (names);
+    CREATE INDEX certificates_by_issued ON certificates (issued_at);
+    CREATE TABLE revocations (
+        serial TEXT PRIMARY KEY REFERENCES certificates (serial),
+        reason TEXT NOT NULL,
+        revoked_at REAL NOT NULL,
+        actor TEXT NOT NULL
+    );
+    CREATE TABLE bans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('address', 'network', 'name')),
+        value TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        lifted_at REAL,
+        strikes INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX bans_by_value ON bans (value);
+    CREATE TABLE rate_state (
+        key TEXT PRIMARY KEY,
+        tat REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        peer TEXT,
+        names TEXT,
+        serial TEXT,
+        request_id TEXT,
+        detail TEXT
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    """,
+]
+
+
+@dataclass(frozen=True)
+class CertificateRow:
+    serial: str
+    request_id: str | None
+    names: list[str]
+    not_before: float
+    not_after: float
+    issued_at: float
+    pem: str
+    revoked_at: float | None = None
+    reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.not_after < time.time() else "valid"
+
+    def as_dict(self, with_pem: bool = False) -> dict:
+        out = {
+            "serial": self.serial,
+            "names": self.names,
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+            "issued_at": self.issued_at,
+            "status": self.status,
+            "reason": self.reason,
+            "revoked_at": self.revoked_at,
+            "request_id": self.request_id,
+        }
+        if with_pem:
+            out["pem"] = self.pem
+        return out
+
+
+def format_serial(number: int) -> str:
+    """Upper-case hex, padded to whole bytes, as `openssl x509 -serial` prints."""
+    text = format(number, "X")
+    return text.zfill(len(text) + len(text) % 2)
+
+
+def parse_serial(text: str) -> str:
+    """Normalize hex typed by a person ("3a:5f", "0x3A5F") to format_serial's form."""
+    cleaned = text.strip().replace(":", "").removeprefix("0x").removeprefix("0X")
+    try:
+        return format_serial(int(cleaned, 16))
+    except ValueError as exc:
+        raise ValueError(f"serial {text!r} is not hexadecimal") from exc
+
+
+class Store:
+    """One connection to the store; not thread-safe, callers own one each."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        """Each step and its version bump commit together, or not at all."""
+        for version in range(self.schema_version, len(MIGRATIONS)):
+            self.db.executescript(
+                "BEGIN IMMEDIATE;"
+                + MIGRATIONS[version]
+                + f";PRAGMA user_version={version + 1};COMMIT;"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # Requests ------------------------------------------------------------
+
+    def add_request(self, request_id: str, peer: str, names: list[str], at: float):
+        self.db.execute(
+            "INSERT INTO requests (id, peer, names, stage, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'received', ?, ?)",
+            (request_id, peer, json.dumps(names), at, at),
+        )
+        self.add_stage(request_id, "received", at)
+
+    def add_stage(self, request_id: str, stage: str, at: float) -> None:
+        self.db.execute(
+            "INSERT INTO request_stages (request_id, stage, at) VALUES (?, ?, ?)",
+            (request_id, stage, at),
+        )
+        self.db.execute(
+            "UPDATE requests SET stage = ?, updated_at = ? WHERE id = ?",
+            (stage, at, request_id),
+        )
+
+    def finish_request(
+        self,
+        request_id: str,
+        at: float,
+        serial: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        outcome = "issued" if serial else "failed"
+        self.add_stage(request_id, outcome, at)
+        self.db.execute(
+            "UPDATE requests SET outcome = ?, serial = ?, error_code = ?,"
+            " error_message = ? WHERE id = ?",
+            (outcome, serial, error_code, error_message, request_id),
+        )
+
+    def fail_unfinished_requests(self, reason: str, at: float) -> list[str]:
+        """After a crash: no request may stay in a non-final stage."""
+        ids = [
+            row[0]
+            for row in self.db.execute("SELECT id FROM requests WHERE outcome IS NULL")
+        ]
+        for request_id in ids:
+            self.finish_request(request_id, at, None, "internal", reason)
+        return ids
+
+    def list_requests(self, limit: int = 100, pending_only: bool = False) -> list[dict]:
+        where = "WHERE outcome IS NULL" if pending_only else ""
+        rows = self.db.execute(
+            f"SELECT * FROM requests {where} ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [_request_dict(row) for row in rows]
+
+    def get_request(self, request_id: str) -> dict | None:
+        row = self.db.execute(
+            "SELECT * FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        out = _request_dict(row)
+        out["stages"] = [
+            {"stage": s["stage"], "at": s["at"]}
+            for s in self.db.execute(
+                "SELECT stage, at FROM request_stages WHERE request_id = ?"
+                " ORDER BY rowid",
+                (request_id,),
+            )
+        ]
+        return out
+
+    # Certificates ---------------------------------------------------------
+
+    def add_certificate(self, row: CertificateRow) -> None:
+        self.db.execute(
+            "INSERT INTO certificates"
+            " (serial, request_id, names, not_before, not_after, issued_at, pem)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.serial,
+                row.request_id,
+                " ".join(row.names),
+                row.not_before,
+                row.not_after,
+                row.issued_at,
+                row.pem,
+            ),
+        )
+
+    def get_certificate(self, serial: str) -> CertificateRow | None:
+        row = self.db.execute(
+            _CERT_SELECT + " WHERE c.serial = ?", (serial,)
+        ).fetchone()
+        return _certificate(row) if row else None
+
+    def list_certificates(
+        self,
+        search: str = "",
+        status: str = "",
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[CertificateRow], int]:
+        """One page of certificates, newest first, and how many match in all."""
+        where, args = _certificate_filter(search, status)
+        total = self.db.execute(
+            "SELECT count(*) FROM certificates c LEFT JOIN revocations r"
+            f" ON r.serial = c.serial {where}",
+            args,
+        ).fetchone()[0]
+        rows = self.db.execute(
+            _CERT_SELECT + f" {where} ORDER BY c.issued_at DESC, c.serial"
+            " LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        return [_certificate(row) for row in rows], total
+
+    def certificates_for_names(self, names: list[str], since: float) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM certificates WHERE names = ? AND issued_at >= ?",
+            (" ".join(names), since),
+        ).fetchone()[0]
+
+    def all_serials(self) -> Iterator[tuple[str, str]]:
+        yield from self.db.execute("SELECT serial, pem FROM certificates")
+
+    # Revocations ----------------------------------------------------------
+
+    def revoke(self, serial: str, reason: str, at: float, actor: str) -> None:
+        self.db.execute(
+            "INSERT INTO revocations (serial, reason, revoked_at, actor)"
+            " VALUES (?, ?, ?, ?)",
+            (serial, reason, at, actor),
+        )
+
+    def revocations(self) -> list[tuple[str, str, float]]:
+        return [
+            (row[0], row[1], row[2])
+            for row in self.db.execute(
+                "SELECT serial, reason, revoked_at FROM revocations ORDER BY serial"
+            )
+        ]
+
+    def next_counter(self, name: str) -> int:
+        """A value never handed out before (the CRL number, for one)."""
+        self.db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            (name,),
+        )
+        return self.db.execute(
+            "SELECT value FROM counters WHERE name = ?", (name,)
+        ).fetchone()[0]
+
+    # Bans and rate state ---------------------------------------------------
+
+    def add_ban(
+        self,
+        kind: str,
+        value: str,
+        reason: str,
+        actor: str,
+        at: float,
+        expires_at: float | None,
+        strikes: int = 1,
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO bans (kind, value, reason, actor, created_at, expires_at,"
+            " strikes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (kind, value, reason, actor, at, expires_at, strikes),
+        )
+        return cursor.lastrowid
+
+    def lift_ban(self, ban_id: int, at: float) -> bool:
+        cursor = self.db.execute(
+            "UPDATE bans SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL",
+            (at, ban_id),
+        )
+        return cursor.rowcount == 1
+
+    def active_bans(self, at: float) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT * FROM bans WHERE lifted_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
+            (at,),
+        )
+        return [dict(row) for row in rows]
+
+    def strikes(self, value: str) -> int:
+        """How many automatic bans this value has had: the next ban doubles."""
+        return self.db.execute(
+            "SELECT coalesce(max(strikes), 0) FROM bans WHERE value = ?"
+            " AND actor = 'agent'",
+            (value,),
+        ).fetchone()[0]
+
+    def rate_tats(self, keys: list[str]) -> dict[str, float]:
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT key, tat FROM rate_state WHERE key IN ({marks})", keys
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def set_rate_tat(self, key: str, tat: float) -> None:
+        self.db.execute(
+            "INSERT INTO rate_state (key, tat) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+            (key, tat),
+        )
+
+    # Audit ----------------------------------------------------------------
+
+    def audit(
+        self,
+        event: str,
+        actor: str,
+        at: float,
+        peer: str | None = None,
+        names: list[str] | None = None,
+        serial: str | None = None,
+        request_id: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO audit (at, event, actor, peer, names, serial, request_id,"
+            " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                at,
+                event,
+                actor,
+                peer,
+                " ".join(names) if names else None,
+                serial,
+                request_id,
+                detail,
+            ),
+        )
+
+    def list_audit(self, limit: int = 100, search: str = "") -> list[dict]:
+        args: tuple = ()
+        where = ""
+        if search:
+            where = (
+                "WHERE event LIKE ?1 OR actor LIKE ?1 OR peer LIKE ?1"
+                " OR names LIKE ?1 OR serial LIKE ?1 OR detail LIKE ?1"
+            )
+            args = (f"%{search}%",)
+        rows = self.db.execute(
+            f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT {int(limit)}", args
+        )
+        return [dict(row) for row in rows]
+
+    def counts(self, at: float) -> dict[str, int]:
+        one = self.db.execute
+        return {
+            "certificates": one("SELECT count(*) FROM certificates").fetchone()[0],
+            "valid": one(
+                "SELECT count(*) FROM certificates c WHERE not_after > ? AND NOT"
+                " EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)",
+                (at,),
+            ).fetchone()[0],
+            "revoked": one("SELECT count(*) FROM revocations").fetchone()[0],
+            "pending": one(
+                "SELECT count(*) FROM requests WHERE outcome IS NULL"
+            ).fetchone()[0],
+            "bans": len(self.active_bans(at)),
+        }
+
+
+_CERT_SELECT = (
+    "SELECT c.*, r.revoked_at, r.reason FROM certificates c"
+    " LEFT JOIN revocations r ON r.serial = c.serial"
+)
+
+
+def _certificate_filter(search: str, status: str) -> tuple[str, tuple]:
+    clauses, args = [], []
+    if search:
+        clauses.append("(c.names LIKE ? OR c.serial LIKE ?)")
+        args += [f"%{search.lower()}%", f"{search.upper().replace(':', '')}%"]
+    if status == "revoked":
+        clauses.append("r.serial IS NOT NULL")
+    elif status == "valid":
+        clauses.append("r.serial IS NULL AND c.not_after > ?")
+        args.append(time.time())
+    elif status == "expired":
+        clauses.append("r.serial IS NULL AND c.not_after <= ?")
+        args.append(time.time())
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return where, tuple(args)
+
+
+def _certificate(row: sqlite3.Row) -> CertificateRow:
+    return CertificateRow(
+        serial=row["serial"],
+        request_id=row["request_id"],
+        names=row["names"].split(),
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        issued_at=row["issued_at"],
+        pem=row["pem"],
+        revoked_at=row["revoked_at"],
+        reason=row["reason"],
+    )
+
+
+def _request_dict(row: sqlite3.Row) -> dict:
+    out = dict(row)
+    out["names"] = json.loads(out["names"])
+    return out
