@@ -14,12 +14,18 @@ import sys
 from scb_core.errors import ConfigError, ScbError
 from scb_core.paths import resolve_paths
 
+# Privileged, so only root can answer for its host (see DESIGN, Policy).
+DEFAULT_CHALLENGE_PORT = 844
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 COMMANDS = {
     "init": ("scb_agent.init_ca", "run_init"),
     "fingerprint": ("scb_agent.commands", "run_fingerprint"),
+    "serve": ("scb_agent.serve", "run_serve"),
+    "bootstrap": ("scb_agent.bootstrap", "run_bootstrap"),
+    "request": ("scb_agent.request_cmd", "run_request"),
 }
 
 
@@ -35,7 +41,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_init(sub)
     sub.add_parser("fingerprint", help="print the root's SHA-256 fingerprint")
+    sub.add_parser("serve", help="run the certifier (CA host)")
+    _add_bootstrap(sub)
+    _add_request(sub)
     return parser
+
+
+def _add_bootstrap(sub) -> None:
+    p = sub.add_parser("bootstrap", help="fetch and pin the CA root (any host)")
+    p.add_argument("--server", required=True, metavar="HOST:PORT")
+    p.add_argument(
+        "--fingerprint",
+        required=True,
+        metavar="HEX",
+        help="root SHA-256, as init printed",
+    )
+
+
+def _add_request(sub) -> None:
+    p = sub.add_parser("request", help="get a certificate for NAME (any host)")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    add_client_options(p)
+    p.add_argument("--out", metavar="DIR", help="where live/, archive/ go")
+
+
+def add_client_options(p) -> None:
+    """Options `request` shares with other client commands."""
+    p.add_argument("--server", metavar="HOST:PORT", help="default: as bootstrapped")
+    p.add_argument(
+        "--challenge-port",
+        type=int,
+        metavar="N",
+        help=f"port to answer the challenge on (default {DEFAULT_CHALLENGE_PORT})",
+    )
+    p.add_argument("--challenge-bind", metavar="ADDR", help="default: all addresses")
+    p.add_argument(
+        "--key-type",
+        choices=("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"),
+        default="ec-p256",
+    )
+    p.add_argument("--validity-days", type=int, metavar="N")
+    p.add_argument("--subject", metavar="O=..,OU=..,C=..", help="subject fields")
 
 
 def _add_init(sub) -> None:

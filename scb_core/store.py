@@ -199,6 +199,12 @@ class Store:
         )
         self.add_stage(request_id, "received", at)
 
+    def set_request_names(self, request_id: str, names: list[str]) -> None:
+        self.db.execute(
+            "UPDATE requests SET names = ? WHERE id = ?",
+            (json.dumps(names), request_id),
+        )
+
     def add_stage(self, request_id: str, stage: str, at: float) -> None:
         self.db.execute(
             "INSERT INTO request_stages (request_id, stage, at) VALUES (?, ?, ?)",

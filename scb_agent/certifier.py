@@ -1,0 +1,174 @@
+"""The certifier's network shell: TLS 1.3 in, JASC/1 through ServerProtocol.
+
+Like hypercorn's tcp_server: read with a timeout, hand the bytes to the
+protocol, act on its events, and close in `finally`. Each frame goes out in
+one write, and TCP_NODELAY keeps the small frames from waiting on Nagle.
+"""
+
+import asyncio
+import collections
+import logging
+import socket
+import time
+
+from scb_core.errors import ScbError
+from scb_core.protocol import (
+    MAX_FRAME,
+    CertificateRequested,
+    RootRequested,
+    ServerProtocol,
+)
+
+from .issuance import Issuance
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = MAX_FRAME + 4
+
+
+class PeerClosed(Exception):
+    """The client hung up: nobody is left to send an error to."""
+
+
+class Conversation:
+    """One connection's reads and writes, paced by the message timeout."""
+
+    def __init__(self, reader, writer, message_timeout: float):
+        self.reader = reader
+        self.writer = writer
+        self.protocol = ServerProtocol()
+        self.message_timeout = message_timeout
+        self._events: collections.deque = collections.deque()
+
+    async def next_event(self):
+        while not self._events:
+            try:
+                async with asyncio.timeout(self.message_timeout):
+                    data = await self.reader.read(READ_SIZE)
+            except TimeoutError as exc:
+                raise ScbError(
+                    "timeout",
+                    f"no message from the client within {self.message_timeout:g} s",
+                ) from exc
+            if not data:
+                raise PeerClosed()
+            self._events.extend(self.protocol.receive_data(data))
+        return self._events.popleft()
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+
+class Certifier:
+    def __init__(self, agent):
+        self.agent = agent
+        self.tasks: set[asyncio.Task] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await asyncio.start_server(
+            self._serve,
+            host,
+            port,
+            ssl=self.agent.tls_context(),
+            ssl_handshake_timeout=self.agent.config.timeouts.handshake,
+            limit=READ_SIZE,
+            backlog=1024,
+        )
+
+    @property
+    def port(self) -> int:
+        return self.server.sockets[0].getsockname()[1]
+
+    async def drain(self) -> None:
+        """Stop accepting, then let every request in flight finish."""
+        self.server.close()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks))
+
+    async def _serve(self, reader, writer) -> None:
+        task = asyncio.current_task()
+        self.tasks.add(task)
+        peer = writer.get_extra_info("peername")[0]
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        conversation = Conversation(reader, writer, self.agent.config.timeouts.message)
+        try:
+            await self._converse(conversation, peer)
+        except PeerClosed:
+            logger.debug("peer %s closed the connection", peer)
+        except ScbError as error:
+            logger.info("peer %s: %s", peer, error)
+            self._send_error(conversation, error)
+        except Exception:
+            logger.exception("internal error serving %s", peer)
+            self._send_error(conversation, ScbError("internal", "internal error"))
+        finally:
+            await _close(writer)
+            self.tasks.discard(task)
+
+    async def _converse(self, conversation: Conversation, peer: str) -> None:
+        first = await conversation.next_event()
+        if isinstance(first, RootRequested):
+            conversation.send(conversation.protocol.send_root(self.agent.root_pem))
+            return
+        assert isinstance(first, CertificateRequested)
+        await self._issue(conversation, peer, first)
+
+    async def _issue(self, conversation, peer: str, request) -> None:
+        issuance = Issuance(self.agent, conversation, peer)
+        issuance.record_received()
+        started = time.monotonic()
+        outcome = "issued"
+        try:
+            async with asyncio.timeout(self.agent.config.timeouts.request) as deadline:
+                serial = await issuance.run(request, deadline)
+        except TimeoutError:
+            error = ScbError(
+                "timeout",
+                f"the request took over {self.agent.config.timeouts.request:g} s",
+            )
+            outcome = self._fail(issuance, error)
+            raise error from None
+        except (ScbError, PeerClosed) as exc:
+            error = exc if isinstance(exc, ScbError) else _hung_up()
+            outcome = self._fail(issuance, error)
+            raise
+        except Exception:
+            outcome = self._fail(issuance, ScbError("internal", "internal error"))
+            raise
+        finally:
+            logger.info(
+                "request %s peer %s names %s %s in %.1f ms",
+                issuance.request_id,
+                peer,
+                ",".join(issuance.names) or "-",
+                outcome,
+                (time.monotonic() - started) * 1000,
+            )
+        logger.debug("request %s issued serial %s", issuance.request_id, serial)
+
+    def _fail(self, issuance: Issuance, error: ScbError) -> str:
+        issuance.record_failure(error)
+        return f"failed {error.code}"
+
+    def _send_error(self, conversation: Conversation, error: ScbError) -> None:
+        try:
+            conversation.send(conversation.protocol.send_error(error))
+        except RuntimeError:
+            pass  # the protocol already said its last word
+
+
+def _hung_up() -> ScbError:
+    return ScbError("bad_request", "the client closed the connection mid-request")
+
+
+async def _close(writer) -> None:
+    writer.close()
+    try:
+        async with asyncio.timeout(2):
+            await writer.wait_closed()
+    except (TimeoutError, OSError, ConnectionError):
+        pass

@@ -1,0 +1,58 @@
+"""`scb-agent serve`: the certifier, until SIGTERM.
+
+On SIGTERM or SIGINT it stops accepting, finishes the requests in flight,
+commits the store and exits 0.
+"""
+
+import asyncio
+import logging
+import signal
+import time
+
+from scb_core.config import parse_host_port
+
+from .agent import open_agent
+from .certifier import Certifier
+
+logger = logging.getLogger(__name__)
+
+RESTART_REASON = "the agent stopped before the request finished"
+
+
+def run_serve(args, paths) -> int:
+    agent = open_agent(paths)
+    try:
+        asyncio.run(serve(agent))
+    finally:
+        agent.writer.close()
+    return 0
+
+
+async def serve(agent, ready: asyncio.Event | None = None) -> None:
+    await _recover(agent)
+    host, port = parse_host_port(agent.config.listen)
+    certifier = Certifier(agent)
+    await certifier.start(host, port)
+    logger.info("serving JASC/1 on %s:%s", host, certifier.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+
+    await stop.wait()
+    logger.info("stopping: finishing %d requests in flight", len(certifier.tasks))
+    await certifier.drain()
+    logger.info("stopped")
+
+
+async def _recover(agent) -> None:
+    """A killed agent may leave requests mid-stage: close them as failed."""
+    at = time.time()
+    failed = await agent.writer.call(
+        lambda store: store.fail_unfinished_requests(RESTART_REASON, at)
+    )
+    if failed:
+        logger.warning("marked %d unfinished requests failed", len(failed))
