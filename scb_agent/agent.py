@@ -3,6 +3,7 @@
 import ipaddress
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Agent:
     writer: StoreWriter
     events: EventBus = field(default_factory=EventBus)
     approvals: dict = field(default_factory=dict)  # request id -> Future
+    started_at: float = field(default_factory=time.time)
 
     @property
     def root_pem(self) -> str:

@@ -26,6 +26,7 @@ COMMANDS = {
     "serve": ("scb_agent.serve", "run_serve"),
     "bootstrap": ("scb_agent.bootstrap", "run_bootstrap"),
     "request": ("scb_agent.request_cmd", "run_request"),
+    "admin": ("scb_agent.admin_cmd", "run_admin"),
 }
 
 
@@ -44,7 +45,44 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the certifier (CA host)")
     _add_bootstrap(sub)
     _add_request(sub)
+    _add_admin(sub)
     return parser
+
+
+def _add_admin(sub) -> None:
+    p = sub.add_parser("admin", help="operator commands (the agent must be running)")
+    admin = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+
+    a = admin.add_parser("status", help="the agent, its CA and counts")
+    _json(a)
+    a = admin.add_parser("requests", help="pending and recent requests, with stage")
+    a.add_argument("--pending", action="store_true", help="only unfinished ones")
+    a.add_argument("--limit", type=int, default=50)
+    _json(a)
+    a = admin.add_parser("certificates", help="issued certificates and their status")
+    a.add_argument("--search", default="", help="part of a name or serial")
+    a.add_argument("--status", choices=("valid", "revoked", "expired"), default="")
+    a.add_argument("--offset", type=int, default=0)
+    a.add_argument("--limit", type=int, default=100)
+    _json(a)
+    a = admin.add_parser("certificate", help="one certificate with its PEM")
+    a.add_argument("serial")
+    _json(a)
+    a = admin.add_parser("approve", help="approve a request awaiting approval")
+    a.add_argument("request_id", metavar="ID")
+    _json(a)
+    a = admin.add_parser("deny", help="deny a request awaiting approval")
+    a.add_argument("request_id", metavar="ID")
+    a.add_argument("--reason", default="")
+    _json(a)
+    a = admin.add_parser("audit", help="the append-only audit log, newest first")
+    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--search", default="")
+    _json(a)
+
+
+def _json(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_bootstrap(sub) -> None:

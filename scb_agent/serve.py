@@ -11,6 +11,7 @@ import time
 
 from scb_core.config import parse_host_port
 
+from .admin import AdminServer
 from .agent import open_agent
 from .certifier import Certifier
 
@@ -33,7 +34,10 @@ async def serve(agent, ready: asyncio.Event | None = None) -> None:
     host, port = parse_host_port(agent.config.listen)
     certifier = Certifier(agent)
     await certifier.start(host, port)
+    admin = AdminServer(agent, agent.paths.admin_socket)
+    await admin.start()
     logger.info("serving JASC/1 on %s:%s", host, certifier.port)
+    logger.info("admin socket %s", agent.paths.admin_socket)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -45,6 +49,7 @@ async def serve(agent, ready: asyncio.Event | None = None) -> None:
     await stop.wait()
     logger.info("stopping: finishing %d requests in flight", len(certifier.tasks))
     await certifier.drain()
+    await admin.close()
     logger.info("stopped")
 
 

@@ -1,0 +1,214 @@
+"""A lab on loopback for end-to-end tests: DNS, a real agent process, hosts.
+
+The agent runs as a child process (`python -m scb_agent.cli serve`) with its
+own temp config and state dirs, exactly as an operator would start it; hosts
+run the real `scb-agent` commands against it.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from scb_agent.admin_client import AdminClient
+from scb_agent.dns_responder import DnsResponder
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class DnsThread:
+    """DnsResponder on its own event loop in a thread; `records` stay mutable."""
+
+    def __init__(self, records: dict[str, list[str]]):
+        self.responder = DnsResponder(records)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def records(self) -> dict:
+        return self.responder.records
+
+    @property
+    def address(self) -> str:
+        host, port = self.responder.address
+        return f"{host}:{port}"
+
+    def start(self) -> "DnsThread":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.responder.start(), self._loop).result(5)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.responder.stop(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def run_scb(env: dict, *args: str, timeout: float = 60, check: bool = False):
+    result = subprocess.run(
+        [sys.executable, "-m", "scb_agent.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def dirs_env(root: Path) -> dict:
+    return dict(
+        os.environ,
+        SCB_CONFIG_DIR=str(root / "config"),
+        SCB_STATE_DIR=str(root / "state"),
+    )
+
+
+class Agent:
+    """A real `scb-agent serve` child process with its own CA."""
+
+    def __init__(self, root: Path, resolvers: list[str], *init_args: str):
+        self.root = root
+        self.env = dirs_env(root)
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = root / "agent.log"
+        self.process: subprocess.Popen | None = None
+        resolver_args = [a for r in resolvers for a in ("--resolver", r)]
+        if "--challenge-ports" not in init_args:
+            # Tests are not always root: let hosts answer on unprivileged ports.
+            init_args = ("--challenge-ports", "1-65000", *init_args)
+        run_scb(
+            self.env,
+            "init",
+            "--allow-domain",
+            "home.arpa",
+            "--allow-network",
+            "127.0.0.0/8",
+            "--listen",
+            self.address,
+            "--server-name",
+            "127.0.0.1",
+            *resolver_args,
+            *init_args,
+            check=True,
+        )
+        self.fingerprint = run_scb(self.env, "fingerprint", check=True).stdout.strip()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config" / "agent.toml"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.state_dir / "admin.sock"
+
+    def configure(self, section: str | None = None, **values) -> None:
+        """Change agent.toml (for the next start): top level or a [section]."""
+        import tomllib
+
+        import tomli_w
+
+        config = tomllib.loads(self.config_file.read_text())
+        target = config.setdefault(section, {}) if section else config
+        target.update(values)
+        self.config_file.write_text(tomli_w.dumps(config))
+
+    def start(self, timeout: float = 15) -> "Agent":
+        self.admin_socket.unlink(missing_ok=True)
+        log = open(self.log, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scb_agent.cli", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"agent exited: {self.log.read_text()}")
+            if self.admin_socket.exists() and _accepts(self.port):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"agent did not start: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def admin(self, *args: str, check: bool = True):
+        return run_scb(self.env, "admin", *args, check=check)
+
+    def call(self, name: str, **args):
+        """One admin-socket call, from the test process."""
+
+        async def go():
+            async with AdminClient(self.admin_socket) as client:
+                return await client.call(name, **args)
+
+        return asyncio.run(go())
+
+
+class Host:
+    """A host's client dirs, bootstrapped against an agent."""
+
+    def __init__(self, root: Path, agent: Agent):
+        self.root = root
+        self.env = dirs_env(root)
+        self.agent = agent
+        run_scb(
+            self.env,
+            "bootstrap",
+            "--server",
+            agent.address,
+            "--fingerprint",
+            agent.fingerprint,
+            check=True,
+        )
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    def live(self, name: str) -> Path:
+        return self.config_dir / "live" / name
+
+    def request(self, *args: str, port: int | None = None, timeout: float = 120):
+        port = port or free_port()
+        return run_scb(
+            self.env, "request", *args, "--challenge-port", str(port), timeout=timeout
+        )
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
