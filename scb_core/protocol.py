@@ -242,7 +242,8 @@ Event = (
 
 
 def _show(value: object) -> str:
-    """Quote a peer's value briefly and printably (repr escapes surrogates)."""
+    """Quote a value briefly and printably: repr escapes surrogates, and
+    ``default=repr`` copes with whatever our own callers may pass."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -300,10 +301,10 @@ def _optional_integer(message: dict, name: str, low: int, high: int) -> int | No
 def _time(message: dict, name: str) -> str:
     value = _text(message, name)
     try:
-        moment = datetime.fromisoformat(value)
+        offset = datetime.fromisoformat(value).tzinfo
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        offset = None
+    if offset is None:
         raise _wrong(name, value, "an RFC 3339 time with an offset")
     return value
 
@@ -401,22 +402,18 @@ _CLIENT_RECEIVES = {
     ("working", "status"): "working",
     ("working", "certificate"): "closed",
     # The server may give up at any turn, even before the client has spoken.
-    **{
-        (state, "error"): "closed"
-        for state in (
-            "send_first",
-            "await_root",
-            "await_challenge",
-            "send_ready",
-            "working",
-        )
-    },
+    ("send_first", "error"): "closed",
+    ("await_root", "error"): "closed",
+    ("await_challenge", "error"): "closed",
+    ("send_ready", "error"): "closed",
+    ("working", "error"): "closed",
 }
 
 
 class _Side:
     """What both ends share: framing, looking moves up, and closing."""
 
+    _peer: str
     _initial: str
     _receives: dict[tuple[str, str], str]
     _sends: dict[tuple[str, str], str]
@@ -447,7 +444,9 @@ class _Side:
         kind = message["type"]
         parse = self._theirs.get(kind)
         if parse is None:
-            raise ScbError("bad_request", f"unknown message type {_show(kind)}")
+            raise ScbError(
+                "bad_request", f"no {self._peer} message has type {_show(kind)}"
+            )
         next_state = self._receives.get((self.state, kind))
         if next_state is None:
             raise ScbError(
@@ -482,6 +481,7 @@ class _Side:
 class ServerProtocol(_Side):
     """The certifier's end of one connection."""
 
+    _peer = "client"
     _initial = "await_first"
     _receives = _SERVER_RECEIVES
     _sends = _SERVER_SENDS
@@ -537,6 +537,7 @@ class ServerProtocol(_Side):
 class ClientProtocol(_Side):
     """The host's end of one connection."""
 
+    _peer = "server"
     _initial = "send_first"
     _receives = _CLIENT_RECEIVES
     _sends = _CLIENT_SENDS
