@@ -18,10 +18,14 @@ classes only look moves up in them. The legal conversations are::
     bootstrap:  client root      server root
     issuance:   client request   server challenge
                 client ready     server status*, then certificate
+    revocation: client revoke    server nonce
+                client proof     server revoked
 
 and the server may send ``error`` instead of any of its moves. Each state
-names whose turn it is: in ``send_*`` states (and the server's ``working``) a
-side waits for its own caller, so anything the peer says is out of order.
+names whose turn it is: in ``send_*`` states (and the server's ``working``
+and ``revoking``) a side waits for its own caller, so anything the peer says
+is out of order. Nonces and proofs travel as base64url without padding, as
+tokens do; the events carry them as bytes.
 
 A peer's mistake raises :class:`ScbError` (``bad_frame``, ``bad_request`` or
 ``unsupported_protocol``) and closes that side. The server may still answer
@@ -31,6 +35,8 @@ programming errors and raise ``RuntimeError`` or ``ValueError``. A closed side
 drops whatever else arrives, unread: the caller is about to close the socket.
 """
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable
@@ -54,6 +60,8 @@ _TEXT = re.compile(r"[^\ud800-\udfff]+")
 _REQUEST_ID = re.compile(r"[!-~]{1,64}")  # visible ASCII: it ends up in a line
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, base64url, no padding
 _SERIAL = re.compile(r"[0-9A-Fa-f]{1,40}")  # at most 20 octets (RFC 5280)
+_REASON = re.compile(r"[A-Za-z]{1,32}")  # an RFC 5280 name; the server checks which
+_PROOF = re.compile(r"[A-Za-z0-9_-]{1,1366}")  # up to 1024 bytes: RSA-4096 needs 512
 
 
 def encode_frame(message: dict) -> bytes:
@@ -218,6 +226,35 @@ class CertificateIssued:
 
 
 @dataclass(frozen=True)
+class RevocationRequested:
+    """The client asked to revoke a certificate whose key it says it holds."""
+
+    serial: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProofSent:
+    """The client signed the nonce with the certificate's key."""
+
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class NonceIssued:
+    """The server wants *nonce* signed with the certificate's key."""
+
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class CertificateRevoked:
+    """The server revoked the certificate."""
+
+    serial: str
+
+
+@dataclass(frozen=True)
 class ErrorReceived:
     """The server gave up on the conversation."""
 
@@ -234,6 +271,10 @@ Event = (
     | ChallengeIssued
     | StageChanged
     | CertificateIssued
+    | RevocationRequested
+    | ProofSent
+    | NonceIssued
+    | CertificateRevoked
     | ErrorReceived
 )
 
@@ -298,6 +339,19 @@ def _optional_integer(message: dict, name: str, low: int, high: int) -> int | No
     return _integer(message, name, low, high) if name in message else None
 
 
+def _bytes(message: dict, name: str, pattern: re.Pattern, wanted: str) -> bytes:
+    value = _text(message, name, pattern, wanted)
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except binascii.Error:
+        # A length no base64 string can have, such as 4n + 1 characters.
+        raise _wrong(name, value, wanted) from None
+
+
+def _base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
 def _time(message: dict, name: str) -> str:
     value = _text(message, name)
     try:
@@ -312,7 +366,7 @@ def _time(message: dict, name: str) -> str:
 # Messages: one parser per type, for each direction.
 
 
-def _certificate_requested(message: dict) -> CertificateRequested:
+def _check_version(message: dict) -> None:
     # The version comes first: a later version may change every other field.
     version = _field(message, "protocol")
     if not _is_integer(version):
@@ -323,12 +377,24 @@ def _certificate_requested(message: dict) -> CertificateRequested:
             f"protocol version {_show(version)} is not supported; "
             f"this certifier speaks version {PROTOCOL_VERSION}",
         )
+
+
+def _certificate_requested(message: dict) -> CertificateRequested:
+    _check_version(message)
     # The frame already bounds the CSR's length to MAX_FRAME.
     return CertificateRequested(
         csr_pem=_text(message, "csr"),
         validity_days=_optional_integer(
             message, "validity_days", 1, _MAX_VALIDITY_DAYS
         ),
+    )
+
+
+def _revocation_requested(message: dict) -> RevocationRequested:
+    _check_version(message)
+    return RevocationRequested(
+        serial=_text(message, "serial", _SERIAL, "1 to 40 hex digits"),
+        reason=_text(message, "reason", _REASON, "an RFC 5280 reason name"),
     )
 
 
@@ -364,6 +430,10 @@ _CLIENT_MESSAGES: dict[str, _Parser] = {
     "root": lambda message: RootRequested(),
     "request": _certificate_requested,
     "ready": lambda message: Ready(_integer(message, "port", 1, 65535)),
+    "revoke": _revocation_requested,
+    "proof": lambda message: ProofSent(
+        _bytes(message, "signature", _PROOF, "a base64url signature")
+    ),
 }
 _SERVER_MESSAGES: dict[str, _Parser] = {
     "root": lambda message: RootSent(_text(message, "pem")),
@@ -372,6 +442,12 @@ _SERVER_MESSAGES: dict[str, _Parser] = {
         _choice(message, "stage", STAGES, "one of " + ", ".join(STAGES))
     ),
     "certificate": _certificate_issued,
+    "nonce": lambda message: NonceIssued(
+        _bytes(message, "nonce", _TOKEN, "43 base64url characters")
+    ),
+    "revoked": lambda message: CertificateRevoked(
+        _text(message, "serial", _SERIAL, "1 to 40 hex digits")
+    ),
     "error": _error_received,
 }
 
@@ -383,30 +459,41 @@ _SERVER_RECEIVES = {
     ("await_first", "root"): "send_root",
     ("await_first", "request"): "send_challenge",
     ("await_ready", "ready"): "working",
+    ("await_first", "revoke"): "send_nonce",
+    ("await_proof", "proof"): "revoking",
 }
 _SERVER_SENDS = {
     ("send_root", "root"): "closed",
     ("send_challenge", "challenge"): "await_ready",
     ("working", "status"): "working",
     ("working", "certificate"): "closed",
+    ("send_nonce", "nonce"): "await_proof",
+    ("revoking", "revoked"): "closed",
     # "error" is allowed in every state, once; see ServerProtocol.send_error.
 }
 _CLIENT_SENDS = {
     ("send_first", "root"): "await_root",
     ("send_first", "request"): "await_challenge",
     ("send_ready", "ready"): "working",
+    ("send_first", "revoke"): "await_nonce",
+    ("send_proof", "proof"): "await_revoked",
 }
 _CLIENT_RECEIVES = {
     ("await_root", "root"): "closed",
     ("await_challenge", "challenge"): "send_ready",
     ("working", "status"): "working",
     ("working", "certificate"): "closed",
+    ("await_nonce", "nonce"): "send_proof",
+    ("await_revoked", "revoked"): "closed",
     # The server may give up at any turn, even before the client has spoken.
     ("send_first", "error"): "closed",
     ("await_root", "error"): "closed",
     ("await_challenge", "error"): "closed",
     ("send_ready", "error"): "closed",
     ("working", "error"): "closed",
+    ("await_nonce", "error"): "closed",
+    ("send_proof", "error"): "closed",
+    ("await_revoked", "error"): "closed",
 }
 
 
@@ -519,6 +606,12 @@ class ServerProtocol(_Side):
             }
         )
 
+    def send_nonce(self, nonce: bytes) -> bytes:
+        return self._send({"type": "nonce", "nonce": _base64url(nonce)})
+
+    def send_revoked(self, serial: str) -> bytes:
+        return self._send({"type": "revoked", "serial": serial})
+
     def send_error(self, error: ScbError) -> bytes:
         """Give up, in any state, even after the client broke the protocol."""
         if self._said_last_word:
@@ -555,3 +648,16 @@ class ClientProtocol(_Side):
 
     def send_ready(self, port: int) -> bytes:
         return self._send({"type": "ready", "port": port})
+
+    def send_revoke(self, serial: str, reason: str) -> bytes:
+        return self._send(
+            {
+                "type": "revoke",
+                "protocol": PROTOCOL_VERSION,
+                "serial": serial,
+                "reason": reason,
+            }
+        )
+
+    def send_proof(self, signature: bytes) -> bytes:
+        return self._send({"type": "proof", "signature": _base64url(signature)})
