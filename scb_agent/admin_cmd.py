@@ -138,6 +138,13 @@ def _print_decision(result: dict) -> None:
     print(f"request {result['request_id']} {result['decision']}")
 
 
+def _print_revoked(result: dict) -> None:
+    print(
+        f"revoked serial {result['serial']} ({result['reason']}) for "
+        f"{' '.join(result['names'])}; CRL {result['crl_number']} published"
+    )
+
+
 def _print_certificate(result: dict) -> None:
     pem = result.pop("pem")
     _print_status(result)
@@ -180,6 +187,12 @@ subcommand(
         "actor": operator_name(),
     },
     _print_decision,
+)
+subcommand(
+    "revoke",
+    "revoke",
+    lambda a: {"serial": a.serial, "reason": a.reason, "actor": operator_name()},
+    _print_revoked,
 )
 subcommand(
     "audit", "audit", lambda a: {"limit": a.limit, "search": a.search}, _print_audit

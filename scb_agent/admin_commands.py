@@ -9,6 +9,8 @@ import time
 from scb_core.errors import ScbError
 from scb_core.store import parse_serial
 
+# Modules that hold more commands: importing them registers those too.
+from . import admin_revoke  # noqa: F401
 from .admin import command
 
 PAGE_LIMIT = 500

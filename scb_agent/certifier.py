@@ -15,11 +15,13 @@ from scb_core.errors import ScbError
 from scb_core.protocol import (
     MAX_FRAME,
     CertificateRequested,
+    RevocationRequested,
     RootRequested,
     ServerProtocol,
 )
 
 from .issuance import Issuance
+from .revocation import revoke_with_proof
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,9 @@ class Certifier:
         first = await conversation.next_event()
         if isinstance(first, RootRequested):
             conversation.send(conversation.protocol.send_root(self.agent.root_pem))
+            return
+        if isinstance(first, RevocationRequested):
+            await revoke_with_proof(self.agent, conversation, peer, first)
             return
         assert isinstance(first, CertificateRequested)
         await self._issue(conversation, peer, first)

@@ -96,10 +96,19 @@ class AgentConfig:
 
     @property
     def effective_crl_url(self) -> str:
-        """crl_url, or the agent's own HTTP listener's address when that is on."""
+        """crl_url, or the agent's own HTTP listener's address when that is on.
+
+        A listener on every address (0.0.0.0, ::) cannot be named in a URL, so
+        hosts are sent to the agent's first server name instead.
+        """
         if self.crl_url or not self.http_listen:
             return self.crl_url
-        return f"http://{self.http_listen}/crl.der"
+        host, port = parse_host_port(self.http_listen)
+        if host in ("0.0.0.0", "::") and self.server_names:
+            host = self.server_names[0]
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 literal, bracketed as RFC 3986 says
+        return f"http://{host}:{port}/crl.der"
 
 
 SECTIONS = {"timeouts": Timeouts, "limits": Limits, "crl": CrlSettings}

@@ -36,6 +36,16 @@ REASONS = {
 }
 _BY_LOWER = {name.lower(): name for name in REASONS}
 
+# What a host may say about its own certificate. Whether the CA is
+# compromised, or a privilege withdrawn, is for the operator to declare.
+HOST_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+)
+
 
 @dataclass(frozen=True)
 class Revocation:

@@ -104,3 +104,21 @@ def test_crl_url_is_derived_from_http_listen():
     config = AgentConfig(http_listen="127.0.0.1:8080")
 
     assert config.effective_crl_url == "http://127.0.0.1:8080/crl.der"
+
+
+def test_crl_url_for_a_listener_on_every_address_uses_the_server_name():
+    config = AgentConfig(http_listen="0.0.0.0:80", server_names=["ca.home.arpa"])
+
+    assert config.effective_crl_url == "http://ca.home.arpa:80/crl.der"
+
+
+def test_crl_url_brackets_an_ipv6_listener():
+    config = AgentConfig(http_listen="[fd00::1]:8080")
+
+    assert config.effective_crl_url == "http://[fd00::1]:8080/crl.der"
+
+
+def test_configured_crl_url_wins_over_http_listen():
+    config = AgentConfig(http_listen="127.0.0.1:80", crl_url="http://crl.lab/a.crl")
+
+    assert config.effective_crl_url == "http://crl.lab/a.crl"
