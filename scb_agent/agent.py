@@ -1,5 +1,6 @@
 """What one running agent holds: config, CA, store writer, event feed."""
 
+import asyncio
 import ipaddress
 import logging
 import ssl
@@ -30,6 +31,8 @@ class Agent:
     writer: StoreWriter
     events: EventBus = field(default_factory=EventBus)
     approvals: dict = field(default_factory=dict)  # request id -> Future
+    # One CRL signed and written at a time, so the newest lands last.
+    crl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     started_at: float = field(default_factory=time.time)
 
     @property

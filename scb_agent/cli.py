@@ -27,6 +27,7 @@ COMMANDS = {
     "bootstrap": ("scb_agent.bootstrap", "run_bootstrap"),
     "request": ("scb_agent.request_cmd", "run_request"),
     "admin": ("scb_agent.admin_cmd", "run_admin"),
+    "revoke": ("scb_agent.revoke_cmd", "run_revoke"),
 }
 
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bootstrap(sub)
     _add_request(sub)
     _add_admin(sub)
+    _add_revoke(sub)
     return parser
 
 
@@ -75,6 +77,10 @@ def _add_admin(sub) -> None:
     a.add_argument("request_id", metavar="ID")
     a.add_argument("--reason", default="")
     _json(a)
+    a = admin.add_parser("revoke", help="revoke a certificate and publish the CRL")
+    a.add_argument("serial", help="hex, as `openssl x509 -serial` prints it")
+    _reason(a)
+    _json(a)
     a = admin.add_parser("audit", help="the append-only audit log, newest first")
     a.add_argument("--limit", type=int, default=50)
     a.add_argument("--search", default="")
@@ -83,6 +89,31 @@ def _add_admin(sub) -> None:
 
 def _json(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _reason(parser) -> None:
+    parser.add_argument(
+        "--reason",
+        default="unspecified",
+        help="RFC 5280 reason, any case: keyCompromise, superseded, "
+        "cessationOfOperation, affiliationChanged, unspecified (default), ...",
+    )
+
+
+def _add_revoke(sub) -> None:
+    p = sub.add_parser(
+        "revoke", help="revoke this host's own certificate (proves the key)"
+    )
+    p.add_argument(
+        "target",
+        metavar="NAME_OR_CERT",
+        help="a lineage name under live/, or the path of a certificate PEM",
+    )
+    _reason(p)
+    p.add_argument(
+        "--key", metavar="PEM", help="its private key (default: privkey.pem beside it)"
+    )
+    p.add_argument("--server", metavar="HOST:PORT", help="default: as bootstrapped")
 
 
 def _add_bootstrap(sub) -> None:

@@ -14,6 +14,7 @@ from scb_core.config import parse_host_port
 from .admin import AdminServer
 from .agent import open_agent
 from .certifier import Certifier
+from .crl_publication import Publication
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def run_serve(args, paths) -> int:
 
 async def serve(agent, ready: asyncio.Event | None = None) -> None:
     await _recover(agent)
+    publication = Publication(agent)
+    await publication.start()
     host, port = parse_host_port(agent.config.listen)
     certifier = Certifier(agent)
     await certifier.start(host, port)
@@ -50,6 +53,7 @@ async def serve(agent, ready: asyncio.Event | None = None) -> None:
     logger.info("stopping: finishing %d requests in flight", len(certifier.tasks))
     await certifier.drain()
     await admin.close()
+    await publication.stop()
     logger.info("stopped")
 
 
