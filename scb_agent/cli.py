@@ -26,6 +26,9 @@ COMMANDS = {
     "serve": ("scb_agent.serve", "run_serve"),
     "bootstrap": ("scb_agent.bootstrap", "run_bootstrap"),
     "request": ("scb_agent.request_cmd", "run_request"),
+    "renew": ("scb_agent.renew", "run_renew"),
+    "certificates": ("scb_agent.host_certs", "run_certificates"),
+    "units": ("scb_agent.units_cmd", "run_units"),
     "admin": ("scb_agent.admin_cmd", "run_admin"),
     "revoke": ("scb_agent.revoke_cmd", "run_revoke"),
 }
@@ -46,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the certifier (CA host)")
     _add_bootstrap(sub)
     _add_request(sub)
+    _add_renew(sub)
+    _add_certificates(sub)
+    _add_units(sub)
     _add_admin(sub)
     _add_revoke(sub)
     return parser
@@ -132,6 +138,65 @@ def _add_request(sub) -> None:
     p.add_argument("names", nargs="+", metavar="NAME")
     add_client_options(p)
     p.add_argument("--out", metavar="DIR", help="where live/, archive/ go")
+    p.add_argument(
+        "--deploy-hook",
+        metavar="CMD",
+        help="shell command run after this and every renewal (stored)",
+    )
+    p.add_argument(
+        "--key-group",
+        metavar="GROUP",
+        help="make the key files 0640 and owned by this group",
+    )
+    p.add_argument("--reuse-key", action="store_true", help="keep this key on renewal")
+    _hook_timeout(p)
+
+
+def _add_renew(sub) -> None:
+    p = sub.add_parser("renew", help="renew the certificates that are due")
+    p.add_argument("names", nargs="*", metavar="NAME", help="default: every one")
+    p.add_argument(
+        "--days",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also renew what expires within N days (default: only a "
+        "certificate with less than a third of its lifetime left)",
+    )
+    p.add_argument("--force", action="store_true", help="renew even if not due")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="try every selected renewal against the agent; keep nothing, run no hooks",
+    )
+    p.add_argument("--out", metavar="DIR", help="where live/, archive/ are")
+    _hook_timeout(p)
+
+
+def _hook_timeout(p) -> None:
+    p.add_argument(
+        "--hook-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill a deploy hook after this long (default 300)",
+    )
+
+
+def _add_certificates(sub) -> None:
+    p = sub.add_parser("certificates", help="this host's certificates and status")
+    p.add_argument("--out", metavar="DIR", help="where live/, archive/ are")
+    _json(p)
+
+
+def _add_units(sub) -> None:
+    p = sub.add_parser("units", help="print or install the systemd units")
+    p.add_argument("--install", metavar="DIR", help="write them into DIR")
+    p.add_argument(
+        "--exec",
+        dest="executable",
+        metavar="PATH",
+        help="scb-agent for ExecStart= (default: this installation's)",
+    )
 
 
 def add_client_options(p) -> None:

@@ -8,21 +8,28 @@
 Each version's files are written (temp file, fsync, rename) before the
 `live/NAME` link is swapped by one rename(2), so a reader sees either the
 old set or the new one, never a key from one and a certificate from another.
+A crash between the two leaves an archived version that nothing links to;
+the next version simply takes the following number.
 """
 
+import fcntl
 import grp
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import tomli_w
 from cryptography import x509
 
 from scb_core.authority_files import pem_of
+from scb_core.config import parse_host_port
 from scb_core.errors import ConfigError
 from scb_core.files import fsync_dir, write_atomic
+from scb_core.keys import KEY_TYPES
 
 FILES = ("cert", "chain", "fullchain", "privkey")
 _VERSION = re.compile(r"^cert(\d+)\.pem$")
@@ -80,18 +87,29 @@ class Lineage:
         """Archive a new version and make it live; returns its number."""
         if self.live_dir.exists() and not self.live_dir.is_symlink():
             raise ConfigError(f"{self.live_dir} exists and is not SCB's link")
+        gid = group_id(key_group) if key_group else -1
 
-        version = max(self.versions(), default=0) + 1
-        self._archive(version, key_pem, chain, key_group)
-        self._switch(version)
+        with self._locked():
+            version = max(self.versions(), default=0) + 1
+            self._archive(version, key_pem, chain, gid)
+            self._switch(version)
         return version
 
-    def _archive(self, version: int, key_pem: bytes, chain, key_group: str) -> None:
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Two writers (a timer's renew and a manual one) must not share a number."""
         self.archive_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.archive_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _archive(self, version: int, key_pem: bytes, chain, gid: int) -> None:
+        key_mode = 0o600 if gid == -1 else 0o640
         key_path = self.archive_dir / f"privkey{version}.pem"
-        write_atomic(key_path, key_pem, mode=0o640 if key_group else 0o600)
-        if key_group:
-            os.chown(key_path, -1, _group_id(key_group))
+        write_atomic(key_path, key_pem, mode=key_mode, gid=gid)
 
         contents = {
             "cert": pem_of(chain[0]),
@@ -124,19 +142,73 @@ class Lineage:
 
     def save_settings(self, settings: RenewalSettings) -> None:
         self.settings = settings
-        data = {k: v for k, v in asdict(settings).items()}
-        write_atomic(self.renewal_file, tomli_w.dumps(data).encode())
+        write_atomic(self.renewal_file, tomli_w.dumps(asdict(settings)).encode())
 
     def load_settings(self) -> RenewalSettings:
         try:
             raw = tomllib.loads(self.renewal_file.read_text())
-            self.settings = RenewalSettings(**raw)
-        except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{self.renewal_file}: not found") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{self.renewal_file}: cannot be read: {exc}") from exc
+
+        self.settings = settings_from_dict(raw, self.renewal_file)
         return self.settings
 
     def live_certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate((self.live_dir / "cert.pem").read_bytes())
+
+    def live_chain(self) -> list[x509.Certificate]:
+        """The issuing CAs above the live leaf (empty when the root signs)."""
+        data = (self.live_dir / "chain.pem").read_bytes()
+        return x509.load_pem_x509_certificates(data) if data.strip() else []
+
+    def live_key_pem(self) -> bytes:
+        return (self.live_dir / "privkey.pem").read_bytes()
+
+
+def settings_from_dict(raw: dict, source: Path) -> RenewalSettings:
+    """Check every key of a renewal file; the error names file, key and value."""
+    known = {f.name for f in fields(RenewalSettings)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{source}: key {key} is unknown")
+    for key in ("names", "server"):
+        if key not in raw:
+            raise ConfigError(f"{source}: key {key} is missing")
+
+    for key, value in raw.items():
+        problem = _problem(key, value)
+        if problem:
+            raise ConfigError(f"{source}: key {key} = {value!r}: {problem}")
+    return RenewalSettings(**raw)
+
+
+def _problem(key: str, value) -> str:
+    """What is wrong with one renewal setting, or "" when it is usable."""
+    if key == "names":
+        if not isinstance(value, list) or not value:
+            return "must be a non-empty list of names"
+        return "" if all(isinstance(n, str) and n for n in value) else "bad name"
+    if key == "reuse_key":
+        return "" if isinstance(value, bool) else "must be true or false"
+    if key in ("challenge_port", "validity_days", "version"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "must be an integer"
+        if key == "challenge_port" and not 1 <= value <= 65535:
+            return "must be 1 to 65535"
+        return "must not be negative" if value < 0 else ""
+
+    if not isinstance(value, str):
+        return "must be a string"
+    if key == "key_type" and value not in KEY_TYPES:
+        return f"must be one of {', '.join(KEY_TYPES)}"
+    if key == "server":
+        try:
+            parse_host_port(value)
+        except ValueError as exc:
+            return str(exc)
+    return ""
 
 
 def all_lineages(base: Path) -> list[Lineage]:
@@ -146,6 +218,13 @@ def all_lineages(base: Path) -> list[Lineage]:
     return [Lineage(base, p.stem) for p in sorted(renewal.glob("*.toml"))]
 
 
+def group_id(name: str) -> int:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError as exc:
+        raise ConfigError(f"key group {name!r}: no such group") from exc
+
+
 def _remove_links(links: Path) -> None:
     for kind in FILES:
         (links / f"{kind}.pem").unlink(missing_ok=True)
@@ -153,10 +232,3 @@ def _remove_links(links: Path) -> None:
         links.rmdir()
     except OSError:
         pass
-
-
-def _group_id(name: str) -> int:
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError as exc:
-        raise ConfigError(f"--key-group {name!r}: no such group") from exc

@@ -1,13 +1,15 @@
-"""`scb-agent request NAME...`: key, CSR, challenge, verified files.
+"""`scb-agent request NAME...`: key, CSR, challenge, verified files, hooks.
 
 The private key is generated here and never leaves the host. Nothing is
 written until the returned chain verifies against the pinned root for every
-name and carries this key.
+name and carries this key. `renew` obtains its certificates through the same
+`issue_lineage`.
 """
 
 import asyncio
 import datetime as dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -16,13 +18,28 @@ from scb_core.client_config import load_client_config
 from scb_core.config import parse_host_port
 from scb_core.csr import build_csr, parse_subject
 from scb_core.errors import ConfigError, ScbError
-from scb_core.keys import generate_key, private_key_pem, thumbprint
+from scb_core.keys import (
+    PrivateKey,
+    describe_key,
+    generate_key,
+    load_private_key,
+    private_key_pem,
+    thumbprint,
+)
 from scb_core.paths import Paths
 from scb_core.policy import normalize_name
 
-from .cli import DEFAULT_CHALLENGE_PORT
+from .cli import DEFAULT_CHALLENGE_PORT, EXIT_FAILED
 from .client import obtain_certificate, verify_chain
-from .lineage import Lineage, RenewalSettings
+from .hooks import DEFAULT_TIMEOUT, run_deploy_hooks
+from .lineage import Lineage, RenewalSettings, group_id
+
+
+@dataclass(frozen=True)
+class Issuance:
+    serial: str
+    not_after: dt.datetime
+    version: int | None  # None: a dry run, nothing was kept
 
 
 def run_request(args, paths: Paths) -> int:
@@ -35,19 +52,30 @@ def run_request(args, paths: Paths) -> int:
         challenge_bind=args.challenge_bind or "",
         validity_days=args.validity_days or 0,
         subject=args.subject or "",
-        deploy_hook=getattr(args, "deploy_hook", None) or "",
-        key_group=getattr(args, "key_group", None) or "",
+        deploy_hook=args.deploy_hook or "",
+        reuse_key=args.reuse_key,
+        key_group=args.key_group or "",
     )
     base = Path(args.out) if args.out else paths.config_dir
     lineage = Lineage(base, names[0])
 
-    outcome = issue_lineage(lineage, settings, paths, say=_say)
-    _print_summary(lineage, outcome)
-    return 0
+    issuance = issue_lineage(lineage, settings, paths, say=_say)
+    _print_summary(lineage, issuance)
+
+    failures = run_deploy_hooks(lineage, settings, args.hook_timeout or DEFAULT_TIMEOUT)
+    for failure in failures:
+        print(f"scb-agent request: {failure}", file=sys.stderr)
+    return EXIT_FAILED if failures else 0
 
 
-def issue_lineage(lineage: Lineage, settings: RenewalSettings, paths: Paths, say):
-    """Obtain a certificate for `settings` and make it the lineage's live one."""
+def issue_lineage(
+    lineage: Lineage, settings: RenewalSettings, paths: Paths, say, keep=True
+) -> Issuance:
+    """Obtain a certificate for `settings` and make it the lineage's live one.
+
+    With `keep` false (a dry run) the whole protocol runs and the chain is
+    verified, but nothing is written.
+    """
     root_pem = _pinned_root(paths)
     try:
         server = parse_host_port(settings.server)
@@ -55,8 +83,10 @@ def issue_lineage(lineage: Lineage, settings: RenewalSettings, paths: Paths, say
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     _check_port(settings.challenge_port)
+    if settings.key_group:
+        group_id(settings.key_group)  # a missing group must fail before the CA signs
 
-    key = generate_key(settings.key_type)
+    key = _lineage_key(lineage, settings)
     csr = build_csr(settings.names, key, subject)
     say(f"requesting {', '.join(settings.names)} from {settings.server}")
     issued = asyncio.run(
@@ -74,11 +104,32 @@ def issue_lineage(lineage: Lineage, settings: RenewalSettings, paths: Paths, say
 
     root = x509.load_pem_x509_certificate(root_pem.encode())
     chain = verify_chain(issued.chain_pem, root, settings.names, key.public_key())
+    not_after = chain[0].not_valid_after_utc
+    if not keep:
+        return Issuance(issued.serial, not_after, None)
+
     settings.version = lineage.write_version(
         private_key_pem(key), chain, settings.key_group
     )
     lineage.save_settings(settings)
-    return issued
+    return Issuance(issued.serial, not_after, settings.version)
+
+
+def _lineage_key(lineage: Lineage, settings: RenewalSettings) -> PrivateKey:
+    """The live key when the lineage asks to keep it, else a fresh one."""
+    if not (settings.reuse_key and lineage.current_version()):
+        return generate_key(settings.key_type)
+
+    try:
+        key = load_private_key(lineage.live_key_pem())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{lineage.live_dir}/privkey.pem: {exc}") from exc
+    if describe_key(key.public_key()) != settings.key_type:
+        raise ConfigError(
+            f"{lineage.renewal_file}: key_type = {settings.key_type!r}, but "
+            "reuse_key = true and the live key is another type"
+        )
+    return key
 
 
 def _pinned_root(paths: Paths) -> str:
@@ -106,10 +157,9 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _print_summary(lineage: Lineage, issued) -> None:
-    not_after = dt.datetime.fromisoformat(issued.not_after.replace("Z", "+00:00"))
-    print(f"issued serial {issued.serial} for {', '.join(lineage.settings.names)}")
-    print(f"  not after   {not_after:%Y-%m-%d %H:%M} UTC")
+def _print_summary(lineage: Lineage, issuance: Issuance) -> None:
+    print(f"issued serial {issuance.serial} for {', '.join(lineage.settings.names)}")
+    print(f"  not after   {issuance.not_after:%Y-%m-%d %H:%M} UTC")
     print(f"  certificate {lineage.live_dir / 'fullchain.pem'}")
     print(f"  key         {lineage.live_dir / 'privkey.pem'}")
     sys.stdout.flush()

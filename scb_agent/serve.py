@@ -24,10 +24,27 @@ RESTART_REASON = "the agent stopped before the request finished"
 def run_serve(args, paths) -> int:
     agent = open_agent(paths)
     try:
-        asyncio.run(serve(agent))
+        run_loop(serve(agent))
     finally:
         agent.writer.close()
     return 0
+
+
+def run_loop(main):
+    """asyncio.run, on uvloop when the `fast` extra installed it (less CPU)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def event_loop_name() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    return f"uvloop {uvloop.__version__}"
 
 
 async def serve(agent, ready: asyncio.Event | None = None) -> None:

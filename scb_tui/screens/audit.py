@@ -1,0 +1,90 @@
+"""Screen 5: the append-only audit log, newest first, filterable."""
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Label
+
+from ..formatting import shorten, when
+from .agent_screen import AgentScreen
+
+SHOWN = 200
+FILTER_PAUSE = 0.25
+
+
+class AuditScreen(AgentScreen):
+    SECTION = "audit"
+    SUB_TITLE = "Audit"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="audit.filter"),
+        Binding("ctrl+r", "reload", "Refresh", id="audit.refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.search = ""
+        self._filter_timer = None
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="audit-bar", classes="bar"):
+            yield Input(placeholder="/ filter: event, actor, peer, name…", id="filter")
+            yield Label("", id="audit-info")
+        table = DataTable(id="audit", cursor_type="row", zebra_stripes=True)
+        table.add_columns("Time", "Event", "Actor", "Peer", "Names", "Detail")
+        yield table
+
+    def on_mount(self) -> None:
+        self.query_one("#audit", DataTable).focus()
+
+    def reload(self) -> None:
+        self.load_audit()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def agent_event(self, event: dict) -> None:
+        self.reload_soon()
+
+    @work(exclusive=True, group="load", exit_on_error=False)
+    async def load_audit(self) -> None:
+        rows = await self.app.link.call("audit", limit=SHOWN, search=self.search)
+        table = self.query_one("#audit", DataTable)
+        table.clear()
+        for row in rows:
+            detail = row.get("detail") or row.get("serial") or row.get("request_id")
+            table.add_row(
+                when(row["at"], seconds=True),
+                row["event"],
+                row["actor"],
+                row.get("peer") or "",
+                shorten(row.get("names"), 30),
+                shorten(detail, 60),
+                key=str(row["id"]),
+            )
+        shown = f"{len(rows)} newest" + (
+            f" matching “{self.search}”" if self.search else ""
+        )
+        self.query_one("#audit-info", Label).update(shown)
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_PAUSE, self._filter_now)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._filter_now()
+        self.query_one("#audit", DataTable).focus()
+
+    def _filter_now(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        self.search = self.query_one("#filter", Input).value.strip()
+        self.load_audit()
+
+    def key_escape(self) -> None:
+        self.query_one("#audit", DataTable).focus()
