@@ -31,6 +31,7 @@ COMMANDS = {
     "units": ("scb_agent.units_cmd", "run_units"),
     "admin": ("scb_agent.admin_cmd", "run_admin"),
     "revoke": ("scb_agent.revoke_cmd", "run_revoke"),
+    "check": ("scb_agent.check_cmd", "run_check"),
 }
 
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_units(sub)
     _add_admin(sub)
     _add_revoke(sub)
+    sub.add_parser(
+        "check", help="verify the store (CA host; agent stopped or running)"
+    )
     return parser
 
 
