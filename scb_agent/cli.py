@@ -31,6 +31,7 @@ COMMANDS = {
     "units": ("scb_agent.units_cmd", "run_units"),
     "admin": ("scb_agent.admin_cmd", "run_admin"),
     "revoke": ("scb_agent.revoke_cmd", "run_revoke"),
+    "demo": ("scb_agent.demo", "run_demo"),
     "check": ("scb_agent.check_cmd", "run_check"),
 }
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_units(sub)
     _add_admin(sub)
     _add_revoke(sub)
+    _add_demo(sub)
     sub.add_parser(
         "check", help="verify the store (CA host; agent stopped or running)"
     )
@@ -124,6 +126,20 @@ def _add_revoke(sub) -> None:
         "--key", metavar="PEM", help="its private key (default: privkey.pem beside it)"
     )
     p.add_argument("--server", metavar="HOST:PORT", help="default: as bootstrapped")
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo", help="a throw-away CA, agent, DNS and host on loopback: one issuance"
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the lab running, print commands to try, stop on Ctrl-C",
+    )
+    p.add_argument(
+        "--dir", metavar="DIR", help="an empty dir (default: a new temp dir)"
+    )
 
 
 def _add_bootstrap(sub) -> None:
