@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from scb_core.errors import ConfigError
+
 from .lineage import Lineage, RenewalSettings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,15 @@ class HookFailure:
 
     def __str__(self) -> str:
         return f"deploy hook {self.hook} {self.reason}"
+
+
+def checked_timeout(seconds: float | None) -> float:
+    """--hook-timeout, or the default when it is not given."""
+    if seconds is None:
+        return DEFAULT_TIMEOUT
+    if not 0 < seconds < float("inf"):  # also refuses nan
+        raise ConfigError(f"--hook-timeout {seconds:g}: must be a positive number")
+    return seconds
 
 
 def hooks_dir(base: Path) -> Path:

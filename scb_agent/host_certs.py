@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 
 from scb_core.paths import Paths
+from scb_core.store import format_serial
 
 from .lineage import Lineage, all_lineages
 from .renew import due_reason
@@ -68,19 +69,27 @@ def lineage_status(lineage: Lineage, now: dt.datetime, crls: "CrlCache"):
     except (OSError, ValueError) as exc:
         return LineageStatus(lineage.name, [], "", "", 0, "broken", "", live, str(exc))
 
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     revocation = crls.revocation(cert, chain[0] if chain else crls.root)
     not_after = cert.not_valid_after_utc
     return LineageStatus(
         name=lineage.name,
-        names=san.value.get_values_for_type(x509.DNSName),
-        serial=f"{cert.serial_number:X}",
+        names=_dns_names(cert),
+        serial=format_serial(cert.serial_number),
         not_after=not_after.isoformat().replace("+00:00", "Z"),
         days_left=(not_after - now).days,
         status=_status(cert, now, revocation),
         revocation=revocation,
         live=live,
     )
+
+
+def _dns_names(cert: x509.Certificate) -> list[str]:
+    # A file put in live/ by hand may lack the SAN every SCB leaf carries.
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return san.value.get_values_for_type(x509.DNSName)
 
 
 def _status(cert: x509.Certificate, now: dt.datetime, revocation: str) -> str:

@@ -26,7 +26,7 @@ from scb_core.errors import ConfigError, ScbError
 from scb_core.paths import Paths
 
 from .cli import EXIT_FAILED
-from .hooks import DEFAULT_TIMEOUT, HookFailure, run_deploy_hooks
+from .hooks import DEFAULT_TIMEOUT, HookFailure, checked_timeout, run_deploy_hooks
 from .lineage import Lineage, all_lineages
 from .request_cmd import Issuance, issue_lineage
 
@@ -54,15 +54,17 @@ class Outcome:
 
 
 def run_renew(args, paths: Paths) -> int:
+    if args.days < 0:
+        raise ConfigError(f"--days {args.days}: must be 0 or more")
+    options = RenewOptions(
+        args.days, args.force, args.dry_run, checked_timeout(args.hook_timeout)
+    )
     base = Path(args.out) if args.out else paths.config_dir
     lineages = selected_lineages(base, args.names)
     if not lineages:
         print(f"no lineages in {base / 'renewal'}")
         return 0
 
-    options = RenewOptions(
-        args.days, args.force, args.dry_run, args.hook_timeout or DEFAULT_TIMEOUT
-    )
     now = dt.datetime.now(dt.UTC)
     outcomes = [renew_lineage(lineage, paths, now, options) for lineage in lineages]
     _print_summary(outcomes)
@@ -139,6 +141,9 @@ def _reason(lineage: Lineage, now: dt.datetime, days: int) -> str:
         cert = lineage.live_certificate()
     except FileNotFoundError:
         return "no live certificate"
+    except (OSError, ValueError) as exc:
+        # Renewing replaces the unreadable file, which is what it needs.
+        return f"live certificate cannot be read ({exc})"
     return due_reason(cert, now, days)
 
 

@@ -31,7 +31,7 @@ from scb_core.policy import normalize_name
 
 from .cli import DEFAULT_CHALLENGE_PORT, EXIT_FAILED
 from .client import obtain_certificate, verify_chain
-from .hooks import DEFAULT_TIMEOUT, run_deploy_hooks
+from .hooks import checked_timeout, run_deploy_hooks
 from .lineage import Lineage, RenewalSettings, group_id
 
 
@@ -44,6 +44,7 @@ class Issuance:
 
 def run_request(args, paths: Paths) -> int:
     names = [_checked_name(name) for name in args.names]
+    hook_timeout = checked_timeout(args.hook_timeout)
     settings = RenewalSettings(
         names=names,
         server=args.server or load_client_config(paths.client_config).server,
@@ -62,7 +63,7 @@ def run_request(args, paths: Paths) -> int:
     issuance = issue_lineage(lineage, settings, paths, say=_say)
     _print_summary(lineage, issuance)
 
-    failures = run_deploy_hooks(lineage, settings, args.hook_timeout or DEFAULT_TIMEOUT)
+    failures = run_deploy_hooks(lineage, settings, hook_timeout)
     for failure in failures:
         print(f"scb-agent request: {failure}", file=sys.stderr)
     return EXIT_FAILED if failures else 0

@@ -52,9 +52,13 @@ def save_server_identity(ca_dir: Path, cert: x509.Certificate, key: PrivateKey):
 
 
 def read_passphrase(passphrase_file: str | None) -> bytes | None:
-    """The passphrase from the configured file, or systemd's credential."""
+    """systemd's credential when the unit passed one, else the configured file.
+
+    The credential wins: scb-agent.service runs as a dynamic user that cannot
+    read the root-only file `init --passphrase-file` recorded in agent.toml.
+    """
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not passphrase_file and credentials:
+    if credentials:
         candidate = Path(credentials) / CREDENTIAL_NAME
         if candidate.exists():
             passphrase_file = str(candidate)
