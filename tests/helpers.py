@@ -1,6 +1,7 @@
 """Helpers shared by the tests: CSRs, CAs in temp dirs, leaf assertions."""
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,10 +60,25 @@ def verify_with_cryptography(leaf, chain, root, name: str) -> None:
 
 
 def require_openssl() -> str:
+    """Return openssl's path, or skip (fail under SCB_REQUIRE_OPENSSL)."""
     path = shutil.which("openssl")
-    if path is None:
-        pytest.skip("openssl not installed (Debian package openssl)")
-    return path
+    if path is not None:
+        return path
+    if os.environ.get("SCB_REQUIRE_OPENSSL"):
+        pytest.fail("openssl not installed but SCB_REQUIRE_OPENSSL is set")
+    pytest.skip("openssl not installed (Debian package openssl)")
+
+
+def require_nginx() -> str:
+    """Return nginx's path, or skip (fail under SCB_REQUIRE_NGINX)."""
+    # /usr/sbin is often missing from an unprivileged user's PATH.
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    path = shutil.which("nginx", path=search)
+    if path is not None:
+        return path
+    if os.environ.get("SCB_REQUIRE_NGINX"):
+        pytest.fail("nginx not installed but SCB_REQUIRE_NGINX is set")
+    pytest.skip("nginx not installed (Debian package nginx-light)")
 
 
 def verify_with_openssl(tmp_path: Path, leaf, chain, root) -> None:
