@@ -208,7 +208,7 @@ def test_renewal_settings_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "line, problem",
     [
-        ('names = []', "key names = []: must be a non-empty list of names"),
+        ("names = []", "key names = []: must be a non-empty list of names"),
         ('key_type = "dsa"', "key key_type = 'dsa': must be one of ec-p256"),
         ("challenge_port = 0", "key challenge_port = 0: must be 1 to 65535"),
         ("validity_days = -1", "key validity_days = -1: must not be negative"),
