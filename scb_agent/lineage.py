@@ -98,7 +98,7 @@ class Lineage:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Two writers (a timer's renew and a manual one) must not share a number."""
-        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.archive_dir)
         fd = os.open(self.archive_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -122,7 +122,7 @@ class Lineage:
     def _switch(self, version: int) -> None:
         live_root = self.live_dir.parent
         links = live_root / f".{self.name}.{version}"
-        links.mkdir(parents=True, exist_ok=True)
+        make_dirs(links)
         for kind in FILES:
             link = links / f"{kind}.pem"
             if not link.is_symlink():
@@ -216,6 +216,22 @@ def all_lineages(base: Path) -> list[Lineage]:
     if not renewal.is_dir():
         return []
     return [Lineage(base, p.stem) for p in sorted(renewal.glob("*.toml"))]
+
+
+def make_dirs(path: Path) -> None:
+    """mkdir -p, each new directory 0755 whatever the umask.
+
+    The files carry their own protection (keys 0600, or 0640 for the key
+    group); a 0700 directory from a strict umask would lock the key group out.
+    Directories that already exist keep the mode the operator gave them.
+    """
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        os.chmod(directory, 0o755)
 
 
 def group_id(name: str) -> int:

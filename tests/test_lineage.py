@@ -3,9 +3,12 @@
 Unit tests of scb_agent.lineage with certificates from a test CA; no agent.
 """
 
+import grp
 import os
 import shutil
 import stat
+import subprocess
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,6 +77,39 @@ def test_keys_are_private_and_certificates_readable(tmp_path, authority):
     key_mode = stat.S_IMODE((lineage.archive_dir / "privkey1.pem").stat().st_mode)
     cert_mode = stat.S_IMODE((lineage.archive_dir / "cert1.pem").stat().st_mode)
     assert (key_mode, cert_mode) == (0o600, 0o644)
+
+
+def test_the_key_group_reads_the_key_through_live_even_under_umask_077(authority):
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    daemon = grp.getgrnam("daemon").gr_gid
+    nobody = 65534
+    # Under /tmp, not tmp_path: pytest's own 0700 dirs would lock anyone out.
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chmod(scratch, 0o755)
+        lineage = Lineage(Path(scratch, "scb"), NAME)
+        key_pem, chain = new_version(authority)
+        umask = os.umask(0o077)
+        try:
+            lineage.write_version(key_pem, chain, key_group="daemon")
+        finally:
+            os.umask(umask)
+        key = lineage.live_dir / "privkey.pem"
+
+        def read_as(gid: int) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                ["cat", str(key)],
+                user=nobody,
+                group=gid,
+                extra_groups=[],
+                capture_output=True,
+            )
+
+        member, stranger = read_as(daemon), read_as(nobody)
+
+    assert (member.returncode, member.stdout) == (0, key_pem)
+    assert stranger.returncode != 0
+    assert b"Permission denied" in stranger.stderr
 
 
 def test_an_unknown_key_group_is_refused_before_anything_is_written(
