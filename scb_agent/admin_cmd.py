@@ -134,6 +134,36 @@ def _print_audit(rows: list[dict]) -> None:
     )
 
 
+def _print_bans(rows: list[dict]) -> None:
+    shown = [
+        {**row, "expires_at": row["expires_at"] or "until lifted"} for row in rows
+    ]
+    print_table(
+        shown,
+        [
+            ("ID", "id"),
+            ("KIND", "kind"),
+            ("VALUE", "value"),
+            ("SINCE", "created_at"),
+            ("UNTIL", "expires_at"),
+            ("STRIKES", "strikes"),
+            ("BY", "actor"),
+            ("REASON", "reason"),
+        ],
+    )
+
+
+def _print_ban(row: dict) -> None:
+    end = row["expires_at"]
+    until = f"until {when(end)} UTC" if end else "until lifted"
+    print(f"ban {row['id']}: {row['kind']} {row['value']} {until}: {row['reason']}")
+
+
+def _print_unbanned(rows: list[dict]) -> None:
+    for row in rows:
+        print(f"lifted ban {row['id']} on {row['kind']} {row['value']}")
+
+
 def _print_decision(result: dict) -> None:
     print(f"request {result['request_id']} {result['decision']}")
 
@@ -196,4 +226,22 @@ subcommand(
 )
 subcommand(
     "audit", "audit", lambda a: {"limit": a.limit, "search": a.search}, _print_audit
+)
+subcommand("bans", "bans", lambda a: {}, _print_bans)
+subcommand(
+    "ban",
+    "ban",
+    lambda a: {
+        "value": a.value,
+        "duration": a.duration,
+        "reason": a.reason,
+        "actor": operator_name(),
+    },
+    _print_ban,
+)
+subcommand(
+    "unban",
+    "unban",
+    lambda a: {"id_or_value": a.id_or_value, "actor": operator_name()},
+    _print_unbanned,
 )

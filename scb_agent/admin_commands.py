@@ -10,7 +10,7 @@ from scb_core.errors import ScbError
 from scb_core.store import parse_serial
 
 # Modules that hold more commands: importing them registers those too.
-from . import admin_revoke  # noqa: F401
+from . import admin_bans, admin_revoke  # noqa: F401
 from .admin import command
 
 PAGE_LIMIT = 500
@@ -34,6 +34,7 @@ async def status(agent, **_):
         "allowed_domains": agent.config.allowed_domains,
         "approval": agent.config.approval,
         "awaiting_approval": sorted(agent.approvals),
+        "connections": agent.guard.open_connections,
         **counts,
     }
 
@@ -98,11 +99,20 @@ async def _decide(agent, request_id: str, approved: bool, reason: str, actor: st
 
     event = "approved" if approved else "denied"
     at = time.time()
-    await agent.writer.call(
-        lambda store: store.audit(
-            event, actor, at, request_id=request_id, detail=reason or None
+
+    def record(store):
+        row = store.get_request(request_id) or {}
+        store.audit(
+            event,
+            actor,
+            at,
+            peer=row.get("peer"),
+            names=row.get("names"),
+            request_id=request_id,
+            detail=reason or None,
         )
-    )
+
+    await agent.writer.call(record)
     decision.set_result((approved, reason))
     agent.events.publish(event, request_id=request_id, actor=actor, reason=reason)
     return {"request_id": request_id, "decision": event}

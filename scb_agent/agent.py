@@ -17,6 +17,7 @@ from scb_core.paths import Paths
 from scb_core.policy import Policy
 
 from .events import EventBus
+from .guard import Guard
 from .store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ class Agent:
     # One CRL signed and written at a time, so the newest lands last.
     crl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     started_at: float = field(default_factory=time.time)
+    guard: Guard = field(init=False)
+
+    def __post_init__(self):
+        self.guard = Guard(self.config.limits, self.writer, self.events)
 
     @property
     def root_pem(self) -> str:

@@ -98,7 +98,9 @@ class Certifier:
 
         conversation = Conversation(reader, writer, self.agent.config.timeouts.message)
         try:
-            await self._converse(conversation, peer)
+            with self.agent.guard.connection(peer):
+                self.agent.guard.check_peer(peer)
+                await self._converse(conversation, peer)
         except PeerClosed:
             logger.debug("peer %s closed the connection", peer)
         except ScbError as error:
@@ -135,14 +137,16 @@ class Certifier:
                 "timeout",
                 f"the request took over {self.agent.config.timeouts.request:g} s",
             )
-            outcome = self._fail(issuance, error)
+            outcome = await self._fail(issuance, error)
             raise error from None
         except (ScbError, PeerClosed) as exc:
             error = exc if isinstance(exc, ScbError) else _hung_up()
-            outcome = self._fail(issuance, error)
+            outcome = await self._fail(issuance, error)
             raise
         except Exception:
-            outcome = self._fail(issuance, ScbError("internal", "internal error"))
+            outcome = await self._fail(
+                issuance, ScbError("internal", "internal error")
+            )
             raise
         finally:
             logger.info(
@@ -155,8 +159,12 @@ class Certifier:
             )
         logger.debug("request %s issued serial %s", issuance.request_id, serial)
 
-    def _fail(self, issuance: Issuance, error: ScbError) -> str:
+    async def _fail(self, issuance: Issuance, error: ScbError) -> str:
         issuance.record_failure(error)
+        if issuance.validating:
+            # A failed challenge counts against the peer and the names; enough
+            # of them ban it (the ban commits before the client hears back).
+            await self.agent.guard.validation_failed(issuance.peer, issuance.names)
         return f"failed {error.code}"
 
     def _send_error(self, conversation: Conversation, error: ScbError) -> None:

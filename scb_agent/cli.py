@@ -97,6 +97,22 @@ def _add_admin(sub) -> None:
     a.add_argument("--limit", type=int, default=50)
     a.add_argument("--search", default="")
     _json(a)
+    a = admin.add_parser("bans", help="active bans of addresses, networks, names")
+    _json(a)
+    a = admin.add_parser("ban", help="ban an address, a CIDR network or a name")
+    a.add_argument("value", metavar="VALUE", help="10.0.0.7, 10.0.0.0/24, a.home.arpa")
+    a.add_argument(
+        "--for",
+        dest="duration",
+        default="",
+        metavar="DURATION",
+        help="30m, 2h, 7d, 1w... (default: until lifted)",
+    )
+    a.add_argument("--reason", default="", metavar="TEXT")
+    _json(a)
+    a = admin.add_parser("unban", help="lift a ban by its id or its value")
+    a.add_argument("id_or_value", metavar="ID_OR_VALUE")
+    _json(a)
 
 
 def _json(parser) -> None:
@@ -301,8 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scb-agent {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ScbError as exc:
+        wait = f" (retry after {exc.retry_after} s)" if exc.retry_after else ""
         print(
-            f"scb-agent {args.command}: error {exc.code}: {exc.message}",
+            f"scb-agent {args.command}: error {exc.code}: {exc.message}{wait}",
             file=sys.stderr,
         )
         return EXIT_FAILED

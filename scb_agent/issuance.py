@@ -39,6 +39,7 @@ class Issuance:
         self.peer = peer
         self.request_id = secrets.token_hex(8)
         self.names: list[str] = []
+        self.validating = False  # in a stage whose failure counts against limits
 
     async def run(
         self, request: CertificateRequested, deadline: asyncio.Timeout
@@ -49,8 +50,11 @@ class Issuance:
         decides on approval.
         """
         self.deadline = deadline
+        guard = self.agent.guard
+        guard.admit_request(self.peer)
         spec = check_csr(request.csr_pem, request.validity_days, self.agent.policy)
         self.names = spec.names
+        guard.check_names(spec.names)
 
         token = new_token()
         expected = key_authorization(token, thumbprint(spec.public_key))
@@ -72,16 +76,31 @@ class Issuance:
     def record_received(self) -> None:
         at = time.time()
         request_id, peer = self.request_id, self.peer
-        self.agent.writer.post(lambda s: s.add_request(request_id, peer, [], at))
+
+        def record(store):
+            store.add_request(request_id, peer, [], at)
+            store.audit("received", "agent", at, peer=peer, request_id=request_id)
+
+        self.agent.writer.post(record)
         self.agent.events.publish("request_received", request_id=request_id, peer=peer)
 
     def stage(self, stage: str) -> None:
         at = time.time()
-        request_id, names = self.request_id, list(self.names)
+        request_id, peer, names = self.request_id, self.peer, list(self.names)
+        self.validating = stage in ("resolving", "connecting")
 
         def record(store):
             store.set_request_names(request_id, names)
             store.add_stage(request_id, stage, at)
+            store.audit(
+                "stage",
+                "agent",
+                at,
+                peer=peer,
+                names=names,
+                request_id=request_id,
+                detail=stage,
+            )
 
         self.agent.writer.post(record)
         self.agent.events.publish(
@@ -170,6 +189,7 @@ class Issuance:
             pem=pem,
         )
         await self.agent.writer.call(lambda s: self._commit(s, row))
+        self.agent.guard.issued(self.names)
 
         not_after = leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
         chain = pem + self.agent.chain_pem
@@ -204,7 +224,7 @@ class Issuance:
                 request_id, at, error_code=error.code, error_message=error.message
             )
             store.audit(
-                "refused",
+                "limited" if error.code == "rate_limited" else "refused",
                 "agent",
                 at,
                 peer=peer,

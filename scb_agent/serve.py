@@ -49,6 +49,7 @@ def event_loop_name() -> str:
 
 async def serve(agent, ready: asyncio.Event | None = None) -> None:
     await _recover(agent)
+    await agent.guard.load()
     publication = Publication(agent)
     await publication.start()
     host, port = parse_host_port(agent.config.listen)

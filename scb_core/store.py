@@ -382,6 +382,10 @@ class Store:
         )
         return [dict(row) for row in rows]
 
+    def get_ban(self, ban_id: int) -> dict | None:
+        row = self.db.execute("SELECT * FROM bans WHERE id = ?", (ban_id,)).fetchone()
+        return dict(row) if row else None
+
     def strikes(self, value: str) -> int:
         """How many automatic bans this value has had: the next ban doubles."""
         return self.db.execute(
@@ -396,6 +400,11 @@ class Store:
             f"SELECT key, tat FROM rate_state WHERE key IN ({marks})", keys
         )
         return {row[0]: row[1] for row in rows}
+
+    def live_rate_state(self, at: float) -> dict[str, float]:
+        """Every TAT still ahead of `at`; the rest are full buckets, dropped."""
+        self.db.execute("DELETE FROM rate_state WHERE tat <= ?", (at,))
+        return dict(self.db.execute("SELECT key, tat FROM rate_state").fetchall())
 
     def set_rate_tat(self, key: str, tat: float) -> None:
         self.db.execute(
