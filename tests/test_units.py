@@ -190,6 +190,27 @@ def test_verify_would_see_a_misspelt_directive(installed, tmp_path):
     assert "protect system value" in result.stderr.lower()
 
 
+def test_systemd_rates_the_certifier_unit_well_hardened(installed):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+
+    result = subprocess.run(
+        [analyze, "security", "--offline=yes", str(installed / "scb-agent.service")],
+        capture_output=True,
+        text=True,
+    )
+    if "--offline" in result.stderr:
+        pytest.skip(f"this systemd-analyze has no --offline: {result.stderr.strip()}")
+
+    found = re.search(
+        r"Overall exposure level for scb-agent.service: ([\d.]+)", result.stdout
+    )
+    assert found, result.stdout + result.stderr
+    # systemd's scale runs 0 (locked down) to 10; below 2 it says "OK".
+    assert float(found[1]) < 2.0, result.stdout
+
+
 def test_the_credential_beats_the_passphrase_file_agent_toml_names(tmp_path):
     credentials = tmp_path / "credentials"
     credentials.mkdir()
