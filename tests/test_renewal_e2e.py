@@ -242,6 +242,8 @@ def test_dry_run_talks_to_the_agent_but_changes_nothing_and_runs_no_hook(
     issued_after = agent_certificates(lab, name)
     assert len(issued_after) == len(issued_before) + 1
     dry_serial = issued_after[0]["serial"]
+    dry_request = lab.call("request", request_id=issued_after[0]["request_id"])
+    assert dry_request["names"] == [name]
     assert f"serial {dry_serial}" in result.stdout
     assert format_serial(live_cert(host, name).serial_number) != dry_serial
 
