@@ -27,9 +27,10 @@ from cryptography import x509
 
 from scb_core.authority_files import pem_of
 from scb_core.config import parse_host_port
-from scb_core.errors import ConfigError
+from scb_core.errors import ConfigError, ScbError
 from scb_core.files import fsync_dir, write_atomic
 from scb_core.keys import KEY_TYPES
+from scb_core.policy import normalize_name
 
 FILES = ("cert", "chain", "fullchain", "privkey")
 _VERSION = re.compile(r"^cert(\d+)\.pem$")
@@ -189,7 +190,7 @@ def _problem(key: str, value) -> str:
     if key == "names":
         if not isinstance(value, list) or not value:
             return "must be a non-empty list of names"
-        return "" if all(isinstance(n, str) and n for n in value) else "bad name"
+        return next(filter(None, map(_name_problem, value)), "")
     if key == "reuse_key":
         return "" if isinstance(value, bool) else "must be true or false"
     if key in ("challenge_port", "validity_days", "version"):
@@ -209,6 +210,18 @@ def _problem(key: str, value) -> str:
         except ValueError as exc:
             return str(exc)
     return ""
+
+
+def _name_problem(name) -> str:
+    """Names as `request` wrote them: valid, lower-case, A-labels."""
+    if not isinstance(name, str):
+        return f"name {name!r} is not a string"
+    try:
+        if normalize_name(name) == name:
+            return ""
+    except ScbError as exc:
+        return exc.message
+    return f"name {name!r} is not in lower-case A-label form"
 
 
 def all_lineages(base: Path) -> list[Lineage]:

@@ -245,6 +245,9 @@ def test_renewal_settings_round_trip(tmp_path):
     "line, problem",
     [
         ("names = []", "key names = []: must be a non-empty list of names"),
+        ('names = ["Web.home.arpa"]', "'Web.home.arpa' is not in lower-case"),
+        ('names = ["*.home.arpa"]', "wildcard '*.home.arpa' refused"),
+        ("names = [1]", "name 1 is not a string"),
         ('key_type = "dsa"', "key key_type = 'dsa': must be one of ec-p256"),
         ("challenge_port = 0", "key challenge_port = 0: must be 1 to 65535"),
         ("validity_days = -1", "key validity_days = -1: must not be negative"),
