@@ -15,6 +15,7 @@ name set once the CSR names are known, before any DNS.
 
 import datetime as dt
 import logging
+import threading
 import time
 from contextlib import contextmanager
 
@@ -23,7 +24,7 @@ from scb_core.bans import (
     automatic_ban_seconds,
     classify,
     parse_duration,
-    peer_address,
+    peer_key,
     retry_after,
 )
 from scb_core.errors import ScbError
@@ -65,6 +66,8 @@ class Guard:
             "limits.certificates_per_name_set_per_week",
         )
         self.limiter = Limiter(clock, on_change=self._persist_tat)
+        self._unsaved: dict[str, float] = {}  # TATs moved since the last write
+        self._unsaved_lock = threading.Lock()  # shared with the writer thread
         self.banlist = BanList()
         self.connections: dict[str, int] = {}
         self.open_connections = 0
@@ -111,7 +114,7 @@ class Guard:
 
     def admit_request(self, peer: str) -> None:
         """Count a certificate request from `peer`, or rate_limited."""
-        subject = str(peer_address(peer))
+        subject = peer_key(peer)
         try:
             self.limiter.take(self.requests, subject)
         except Limited as over:
@@ -134,7 +137,7 @@ class Guard:
 
     async def validation_failed(self, peer: str, names: list[str]) -> None:
         """Count the failure; ban the address or pause names that reached it."""
-        address = str(peer_address(peer))
+        address = peer_key(peer)
         if self.limiter.count(self.address_failures, address):
             await self._ban_automatically("address", address, self.address_failures)
         for name in names:
@@ -289,7 +292,19 @@ class Guard:
         )
 
     def _persist_tat(self, key: str, tat: float) -> None:
-        self.writer.post(lambda store: store.set_rate_tat(key, tat))
+        """Note the TAT; one writer job carries every TAT moved meanwhile."""
+        with self._unsaved_lock:
+            first = not self._unsaved
+            self._unsaved[key] = tat
+        if first:
+            self.writer.post(self._write_tats)
+
+    def _write_tats(self, store) -> None:
+        """In the writer thread: the latest TAT of each key moved since."""
+        with self._unsaved_lock:
+            unsaved, self._unsaved = self._unsaved, {}
+        for key, tat in unsaved.items():
+            store.set_rate_tat(key, tat)
 
 
 def _too_many_overall(limits) -> ScbError:

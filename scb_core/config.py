@@ -229,6 +229,7 @@ def _type_word(expected: type) -> str:
 
 def _validate(config: AgentConfig, source: str) -> None:
     """Values that parse as the right type but cannot be used."""
+    limits = config.limits
     checks = [
         ("listen", lambda: parse_host_port(config.listen)),
         ("challenge_ports", lambda: parse_port_range(config.challenge_ports)),
@@ -252,6 +253,10 @@ def _validate(config: AgentConfig, source: str) -> None:
         ),
         ("max_names", lambda: _between(config.max_names, 1, 100)),
         ("approval_timeout", lambda: _between(config.approval_timeout, 1, 7 * 86400)),
+        (
+            "limits.ban_seconds",
+            lambda: _between(limits.ban_seconds, 1, limits.max_ban_seconds),
+        ),
     ]
     checks += _positive_section("timeouts", config.timeouts)
     checks += _positive_section("limits", config.limits)

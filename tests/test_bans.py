@@ -1,5 +1,7 @@
 """Bans (scb_core.bans): what they name, how long they last, whom they match."""
 
+import ipaddress
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -137,3 +139,48 @@ def test_lifting_removes_the_ban():
     assert bans.lift(1)["value"] == "10.0.0.7"
     assert bans.for_peer("10.0.0.7", NOW) is None
     assert bans.lift(1) is None
+
+
+
+ADDRESSES = st.builds(lambda n: f"10.0.{n // 8}.{n % 8}", st.integers(0, 31))
+BANS = st.lists(
+    st.tuples(
+        st.sampled_from(["address", "network"]),
+        ADDRESSES,
+        st.sampled_from([None, NOW - 5, NOW + 5, NOW + 50]),
+    ),
+    max_size=12,
+)
+
+
+def _network(address: str) -> str:
+    return str(ipaddress.ip_network(f"{address}/30", strict=False))
+
+
+def _end(row: dict) -> float:
+    return float("inf") if row["expires_at"] is None else row["expires_at"]
+
+
+@given(bans=BANS, peer=ADDRESSES, lifted=st.sets(st.integers(0, 12), max_size=4))
+def test_the_index_finds_what_a_scan_of_every_ban_finds(bans, peer, lifted):
+    rows = [
+        ban(i, kind, value if kind == "address" else _network(value), end)
+        for i, (kind, value, end) in enumerate(bans)
+    ]
+    index = BanList(rows)
+    for ban_id in lifted:
+        index.lift(ban_id)
+
+    address = ipaddress.ip_address(peer)
+    covering = [
+        row
+        for row in rows
+        if row["id"] not in lifted
+        and _end(row) > NOW
+        and address in ipaddress.ip_network(row["value"])
+    ]
+    found = index.for_peer(peer, NOW)
+    if not covering:
+        assert found is None
+    else:
+        assert _end(found) == max(map(_end, covering))

@@ -122,3 +122,45 @@ def test_configured_crl_url_wins_over_http_listen():
     config = AgentConfig(http_listen="127.0.0.1:80", crl_url="http://crl.lab/a.crl")
 
     assert config.effective_crl_url == "http://crl.lab/a.crl"
+
+
+def test_shipped_limits_are_the_documented_defaults(tmp_path):
+    config, _ = load(tmp_path, "")
+
+    assert config.limits.requests_per_address_per_hour == 30
+    assert config.limits.failures_per_address_per_hour == 5
+    assert config.limits.failures_per_name_per_hour == 5
+    assert config.limits.certificates_per_name_set_per_week == 10
+    assert config.limits.connections_per_address == 4
+    assert config.limits.connections_total == 256
+    assert config.limits.ban_seconds == 3600
+    assert config.limits.max_ban_seconds == 7 * 24 * 3600
+
+
+def test_a_limit_of_zero_is_named_with_its_value(tmp_path):
+    assert_config_error(
+        tmp_path,
+        "[limits]\nrequests_per_address_per_hour = 0",
+        "limits.requests_per_address_per_hour",
+        "= 0",
+    )
+
+
+def test_a_limit_that_is_not_a_whole_number_is_named(tmp_path):
+    assert_config_error(
+        tmp_path,
+        "[limits]\nconnections_total = 2.5",
+        "limits.connections_total",
+        "an integer",
+        "2.5",
+    )
+
+
+def test_a_first_ban_longer_than_the_longest_is_refused(tmp_path):
+    assert_config_error(
+        tmp_path,
+        "[limits]\nban_seconds = 90000\nmax_ban_seconds = 3600",
+        "limits.ban_seconds",
+        "90000",
+        "3600",
+    )
