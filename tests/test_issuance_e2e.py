@@ -30,7 +30,7 @@ from tests.helpers import (
     verify_with_cryptography,
 )
 from tests.jasc_wire import Responder, Wire, correct_answer, frame, key_authorization
-from tests.lab import Agent, DnsThread, Host, free_port
+from tests.lab import Agent, DnsThread, Host, free_port, run_scb
 
 # The agent listens on 127.0.0.1 and refuses its own address: hosts live above.
 HOST_ADDRESS = "127.0.0.2"
@@ -585,6 +585,14 @@ def wait_for_outcome(lab: Lab, before: set[str]) -> list[dict]:
         if all(row["outcome"] for row in rows) or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+def test_store_is_sound_after_every_refusal_in_this_module(lab):
+    """Bad input must never corrupt what the store holds (`scb-agent check`)."""
+    result = run_scb(lab.agent.env, "check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lab.agent.call("requests", pending=True) == []
 
 
 # What the agent says about it all.
