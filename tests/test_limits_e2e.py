@@ -15,6 +15,7 @@ import pytest
 from scb_agent.client import ClientConversation, tls_context
 from scb_core.config import Limits
 from scb_core.errors import ScbError
+from scb_tui.link import AgentLink
 from tests.lab import Agent, DnsThread, Host
 
 SHIPPED = asdict(Limits())
@@ -273,3 +274,43 @@ def test_connections_are_capped_per_address_and_overall(tmp_path, dns, stop_afte
     assert issued(Host(tmp_path / "host", agent).request("after.home.arpa"))
     limited = [row["peer"] for row in audit_of(agent) if row["event"] == "limited"]
     assert limited == ["127.0.0.1", "127.0.0.3"]
+
+
+def test_the_consoles_ban_and_unban_calls_reach_the_event_feed(
+    tmp_path, dns, stop_after
+):
+    """The console's bans screen calls exactly this, and reloads on the feed."""
+    agent = Agent(tmp_path / "agent", [dns.address])
+    stop_after(agent.start())
+    link = AgentLink(agent.admin_socket)
+
+    async def scenario():
+        feed = link.feed()
+        assert (await anext(feed))["event"] == "connected"
+        ban = await link.call(
+            "ban", actor="alice", value="10.7.0.0/16", reason="guest Wi-Fi",
+            **{"for": "30m"},
+        )  # fmt: skip
+        rows = await link.call("bans")
+        await link.call("unban", id_or_value=str(ban["id"]))
+        changes = [await asyncio.wait_for(anext(feed), 30) for _ in range(2)]
+        await feed.aclose()
+        return ban, rows, changes
+
+    ban, rows, (banned, unbanned) = asyncio.run(scenario())
+
+    assert rows == [ban]
+    assert (ban["kind"], ban["value"], ban["actor"]) == (
+        "network",
+        "10.7.0.0/16",
+        "alice",
+    )
+    assert ban["expires_at"] - ban["created_at"] == pytest.approx(1800)
+    assert (banned["event"], banned["value"], banned["reason"]) == (
+        "banned",
+        "10.7.0.0/16",
+        "guest Wi-Fi",
+    )
+    assert (unbanned["event"], unbanned["id"]) == ("unbanned", ban["id"])
+    audit = [(row["event"], row["actor"]) for row in audit_of(agent)]
+    assert ("banned", "alice") in audit and ("unbanned", "operator") in audit
