@@ -42,19 +42,27 @@ class Conversation:
         self.message_timeout = message_timeout
         self._events: collections.deque = collections.deque()
 
-    async def next_event(self):
-        while not self._events:
-            try:
-                async with asyncio.timeout(self.message_timeout):
+    async def next_event(self, patient: bool = False):
+        """The client's next message, whole within the message timeout.
+
+        The clock runs for the message, not for each read: a client dripping
+        one byte at a time (slowloris) gets no more time than a silent one.
+        `patient` waits without a clock, while the request's own deadline
+        runs.
+        """
+        limit = None if patient else self.message_timeout
+        try:
+            async with asyncio.timeout(limit):
+                while not self._events:
                     data = await self.reader.read(READ_SIZE)
-            except TimeoutError as exc:
-                raise ScbError(
-                    "timeout",
-                    f"no message from the client within {self.message_timeout:g} s",
-                ) from exc
-            if not data:
-                raise PeerClosed()
-            self._events.extend(self.protocol.receive_data(data))
+                    if not data:
+                        raise PeerClosed()
+                    self._events.extend(self.protocol.receive_data(data))
+        except TimeoutError as exc:
+            raise ScbError(
+                "timeout",
+                f"no whole message from the client within {self.message_timeout:g} s",
+            ) from exc
         return self._events.popleft()
 
     def send(self, data: bytes) -> None:

@@ -113,8 +113,7 @@ def _schema(db) -> Iterator[str]:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version != len(MIGRATIONS):
         yield (
-            f"schema version is {version}; this SCB writes version "
-            f"{len(MIGRATIONS)}"
+            f"schema version is {version}; this SCB writes version {len(MIGRATIONS)}"
         )
 
     for (line,) in db.execute("PRAGMA integrity_check"):
@@ -156,8 +155,7 @@ def _certificate_row(serial, number, names, pem, issuer) -> Iterator[str]:
 
     if number is not None and cert.serial_number != number:
         yield (
-            f"certificate {serial}: the PEM holds serial "
-            f"{cert.serial_number:X} instead"
+            f"certificate {serial}: the PEM holds serial {cert.serial_number:X} instead"
         )
     try:
         cert.verify_directly_issued_by(issuer)

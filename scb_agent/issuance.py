@@ -68,10 +68,34 @@ class Issuance:
         assert isinstance(ready, Ready)  # the protocol allows nothing else here
         check_challenge_port(ready.port, self.agent.policy)
 
-        addresses = await self._resolve()
-        await self._connect(addresses, ready.port, expected)
-        await self._await_approval()
+        await self._watched(self._validate(ready.port, expected))
         return await self._sign(spec)
+
+    async def _validate(self, port: int, expected: bytes) -> None:
+        addresses = await self._resolve()
+        await self._connect(addresses, port, expected)
+        await self._await_approval()
+
+    async def _watched(self, work) -> None:
+        """Run `work` while listening to the client, who must now be silent.
+
+        JASC/1 gives the client no say while the server works: a message now
+        (a second `ready`, say) is out of order, and a hang-up means nobody
+        waits for the answer. Either stops the DNS and challenge work at once.
+        Signing is not watched: it is quick, and once a commit has begun
+        nothing may interrupt it.
+        """
+        work = asyncio.ensure_future(work)
+        watch = asyncio.ensure_future(self.conversation.next_event(patient=True))
+        try:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                watch.result()  # raises: nothing the client says is in order
+            await work
+        finally:
+            for task in (work, watch):
+                task.cancel()
+            await asyncio.gather(work, watch, return_exceptions=True)
 
     def record_received(self) -> None:
         at = time.time()

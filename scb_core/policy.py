@@ -197,7 +197,16 @@ def _csr_dns_names(csr: x509.CertificateSigningRequest) -> list[str]:
             "policy_denied",
             f"only DNS names can be certified, not {shown(str(others[0].value))}",
         )
-    return san.value.get_values_for_type(x509.DNSName)
+    names = san.value.get_values_for_type(x509.DNSName)
+    for name in names:
+        # An IA5String holds ASCII only: a U-label here is a malformed CSR,
+        # not a name to convert on the requester's behalf.
+        if not name.isascii():
+            raise ScbError(
+                "bad_csr",
+                f"dNSName {shown(name)} is not ASCII; send IDNA A-labels (xn--)",
+            )
+    return names
 
 
 def _check_subject(subject: x509.Name, names: list[str]) -> x509.Name:

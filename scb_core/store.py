@@ -245,6 +245,13 @@ class Store:
         error_message: str | None = None,
     ) -> None:
         outcome = "issued" if serial else "failed"
+        # The first outcome stands: a timeout that fires while the certificate
+        # commits must not turn an issued request into a failed one.
+        done = self.db.execute(
+            "SELECT outcome FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        if done is not None and done[0] is not None:
+            return
         self.add_stage(request_id, outcome, at)
         self.db.execute(
             "UPDATE requests SET outcome = ?, serial = ?, error_code = ?,"
