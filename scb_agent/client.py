@@ -51,8 +51,14 @@ class ClientConversation:
 
     async def next_event(self, timeout: float | None = MESSAGE_TIMEOUT):
         while not self._events:
-            async with asyncio.timeout(timeout):
-                data = await self.reader.read(MAX_FRAME + 4)
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(MAX_FRAME + 4)
+            except TimeoutError:
+                # A hung agent, or another TLS service on that port.
+                raise ScbError(
+                    "timeout", f"the agent sent nothing within {timeout:g} s"
+                ) from None
             if not data:
                 raise ScbError(
                     "internal", "the agent closed the connection without an answer"
@@ -92,7 +98,13 @@ async def connect(server: tuple[str, int], root_pem: str | None) -> ClientConver
             f"the agent at {host}:{port} is not certified by the pinned root "
             f"for {host}: {exc.verify_message}",
         ) from exc
-    except (OSError, TimeoutError) as exc:
+    except TimeoutError as exc:
+        raise ScbError(
+            "connect_failed",
+            f"no TLS connection to the agent at {host}:{port} "
+            f"within {CONNECT_TIMEOUT:g} s",
+        ) from exc
+    except OSError as exc:
         raise ScbError(
             "connect_failed", f"cannot reach the agent at {host}:{port}: {exc}"
         ) from exc
