@@ -8,6 +8,7 @@ name and carries this key. `renew` obtains its certificates through the same
 
 import asyncio
 import datetime as dt
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,19 +46,20 @@ class Issuance:
 def run_request(args, paths: Paths) -> int:
     names = [_checked_name(name) for name in args.names]
     hook_timeout = checked_timeout(args.hook_timeout)
+    port = args.challenge_port  # 0 is a typo to refuse, not "the default"
     settings = RenewalSettings(
         names=names,
         server=args.server or load_client_config(paths.client_config).server,
         key_type=args.key_type,
-        challenge_port=args.challenge_port or DEFAULT_CHALLENGE_PORT,
+        challenge_port=DEFAULT_CHALLENGE_PORT if port is None else port,
         challenge_bind=args.challenge_bind or "",
-        validity_days=args.validity_days or 0,
+        validity_days=_checked_validity(args.validity_days),
         subject=args.subject or "",
         deploy_hook=args.deploy_hook or "",
         reuse_key=args.reuse_key,
         key_group=args.key_group or "",
     )
-    base = Path(args.out) if args.out else paths.config_dir
+    base = _writable_dir(Path(args.out) if args.out else paths.config_dir)
     lineage = Lineage(base, names[0])
 
     issuance = issue_lineage(lineage, settings, paths, say=_say)
@@ -147,6 +149,28 @@ def _checked_name(name: str) -> str:
         return normalize_name(name)
     except ScbError as exc:
         raise ConfigError(f"name {name!r}: {exc.message}") from exc
+
+
+def _checked_validity(days: int | None) -> int:
+    """0 stands for the CA's default in the renewal file; a typed 0 is a mistake."""
+    if days is None:
+        return 0
+    if days < 1:
+        raise ConfigError(f"--validity-days {days} must be 1 or more")
+    return days
+
+
+def _writable_dir(base: Path) -> Path:
+    """Find out now, not after the CA has signed, that the files have a home."""
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{base}: cannot hold the certificate files: {exc.strerror}"
+        ) from exc
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{base}: cannot hold the certificate files: not writable")
+    return base
 
 
 def _check_port(port: int) -> None:

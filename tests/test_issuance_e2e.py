@@ -243,6 +243,28 @@ def test_failed_request_prints_the_servers_code_and_exits_non_zero(lab):
     assert_still_issues(lab)
 
 
+def test_bad_request_options_are_refused_before_the_agent_is_asked(lab, tmp_path):
+    lab.resolve("early.home.arpa")
+    (tmp_path / "a-file").write_text("not a directory")
+    before = lab.request_ids()
+
+    bad_out = lab.host.request(
+        "early.home.arpa", "--out", str(tmp_path / "a-file" / "certs")
+    )
+    bad_days = lab.host.request("early.home.arpa", "--validity-days", "0")
+    bad_port = run_scb(
+        lab.host.env, "request", "early.home.arpa", "--challenge-port", "0"
+    )
+
+    assert bad_out.returncode == 2, bad_out.stderr
+    assert "a-file/certs: cannot hold the certificate files" in bad_out.stderr
+    assert bad_days.returncode == 2, bad_days.stderr
+    assert "--validity-days 0" in bad_days.stderr
+    assert bad_port.returncode == 2, bad_port.stderr
+    assert "--challenge-port 0" in bad_port.stderr
+    assert lab.new_requests(before) == []
+
+
 # Refusals of the request itself, before any DNS or network work.
 
 
