@@ -36,7 +36,10 @@ def run_init(args, paths: Paths) -> int:
         )
 
     config = config_from_dict(_config_values(args), "scb-agent init flags")
-    passphrase = read_passphrase(args.passphrase_file)
+    try:
+        passphrase = read_passphrase(args.passphrase_file)
+    except ValueError as exc:
+        raise ConfigError(f"--passphrase-file: {exc}") from exc
 
     if args.import_cert:
         root, root_key = _import_ca(args, passphrase)

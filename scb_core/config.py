@@ -156,6 +156,8 @@ def load_agent_config(path: Path) -> AgentConfig:
         ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     return config_from_dict(raw, str(path))
 
 
@@ -258,9 +260,20 @@ def _validate(config: AgentConfig, source: str) -> None:
             lambda: _between(limits.ban_seconds, 1, limits.max_ban_seconds),
         ),
     ]
-    checks += _positive_section("timeouts", config.timeouts)
-    checks += _positive_section("limits", config.limits)
-    checks += _positive_section("crl", config.crl)
+    checks += [
+        ("name", lambda: _text_length(config.name, 1, 64)),
+        ("server_names", lambda: _check_server_names(config.server_names)),
+        ("caa_identities", lambda: _check_domains(config.caa_identities)),
+        ("crl_url", lambda: config.crl_url and _check_url(config.crl_url)),
+    ]
+    # Each value alone before any relation between them, so that a bad
+    # max_ban_seconds is named as itself rather than through ban_seconds.
+    checks = (
+        _positive_section("timeouts", config.timeouts)
+        + _positive_section("limits", config.limits)
+        + _positive_section("crl", config.crl)
+        + checks
+    )
 
     for key, check in checks:
         try:
@@ -302,6 +315,31 @@ def _check_domains(domains: list[str]) -> None:
             valid = False
         if not valid:
             raise ValueError(f"{domain!r} is not a lower-case DNS suffix")
+
+
+def _text_length(text: str, low: int, high: int) -> None:
+    if not low <= len(text) <= high:
+        raise ValueError(f"must be {low} to {high} characters")
+
+
+def _check_server_names(names: list[str]) -> None:
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+            continue
+        except ValueError:
+            pass
+        try:
+            normalize_name(name)
+        except ScbError as exc:
+            raise ValueError(f"{name!r} is not an IP address or DNS name") from exc
+
+
+def _check_url(url: str) -> None:
+    # Hosts and openssl fetch CRLs over plain HTTP (RFC 5280, 4.2.1.13).
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or " " in url:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
 
 
 def _check_networks(networks: list[str]) -> list[IPNetwork]:
