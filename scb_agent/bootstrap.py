@@ -13,6 +13,7 @@ import ipaddress
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from scb_core.authority_files import pem_of
 from scb_core.ca import fingerprint, format_fingerprint
 from scb_core.client_config import ClientConfig, save_client_config
 from scb_core.config import parse_host_port
@@ -40,7 +41,7 @@ def run_bootstrap(args, paths: Paths) -> int:
         raise ConfigError(f"--server: {exc}") from exc
 
     root_pem, presented = asyncio.run(fetch_root(server))
-    root = x509.load_pem_x509_certificate(root_pem.encode())
+    root = _single_root(root_pem)
     got = fingerprint(root)
     if not hmac.compare_digest(got, expected):
         raise ScbError(
@@ -51,13 +52,37 @@ def run_bootstrap(args, paths: Paths) -> int:
         )
     _verify_presented(x509.load_der_x509_certificate(presented), root, server[0])
 
-    paths.config_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(paths.pinned_root, root_pem.encode())
-    save_client_config(ClientConfig(args.server), paths.client_config)
+    try:
+        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        # The checked certificate, re-encoded: never text we did not verify.
+        write_atomic(paths.pinned_root, pem_of(root))
+        save_client_config(ClientConfig(args.server), paths.client_config)
+    except OSError as exc:
+        raise ConfigError(
+            f"{paths.config_dir}: cannot save the pinned root: {exc.strerror}"
+        ) from exc
     print(f"pinned root {root.subject.rfc4514_string()}")
     print(f"  fingerprint {format_fingerprint(got)}")
     print(f"  saved {paths.pinned_root} and {paths.client_config}")
     return 0
+
+
+def _single_root(pem: str) -> x509.Certificate:
+    """Exactly one certificate: a second one would be pinned unchecked."""
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        raise ScbError(
+            "internal",
+            f"the agent's root is not a PEM certificate ({exc}); nothing saved",
+        ) from exc
+    if len(certificates) != 1:
+        raise ScbError(
+            "internal",
+            f"the agent sent {len(certificates)} certificates as its root, "
+            "not one; nothing saved",
+        )
+    return certificates[0]
 
 
 def _verify_presented(cert: x509.Certificate, root: x509.Certificate, host: str):

@@ -1,11 +1,24 @@
 """`scb-agent bootstrap` against a real agent: pin the root, or save nothing."""
 
+import json
+import socket
+import ssl
+import struct
+import threading
 import tomllib
 
 import pytest
 from cryptography import x509
 
-from scb_core.ca import fingerprint, format_fingerprint
+from scb_core.authority_files import pem_of
+from scb_core.ca import (
+    create_root,
+    fingerprint,
+    format_fingerprint,
+    issue_server_certificate,
+)
+from scb_core.keys import generate_key, private_key_pem
+from tests.jasc_wire import frame
 from tests.lab import Agent, DnsThread, dirs_env, free_port, run_scb
 
 
@@ -100,3 +113,76 @@ def test_unreachable_agent_fails_with_the_address(tmp_path):
     assert "connect_failed" in result.stderr
     assert server in result.stderr
     assert saved_files(tmp_path) == []
+
+
+class FakeAgent:
+    """TLS on 127.0.0.1 with a cert from `root`; answers `root` with `pem`."""
+
+    def __init__(self, tmp_path, pem: str):
+        self.root_key = generate_key("ec-p256")
+        self.root = create_root("Fake CA", self.root_key)
+        key = generate_key("ec-p256")
+        cert = issue_server_certificate(self.root, self.root_key, ["127.0.0.1"], key)
+        (tmp_path / "fake.pem").write_bytes(pem_of(cert))
+        (tmp_path / "fake.key").write_bytes(private_key_pem(key))
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(tmp_path / "fake.pem", tmp_path / "fake.key")
+        self.pem = pem
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve_once, daemon=True)
+
+    def __enter__(self) -> "FakeAgent":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+    def _serve_once(self) -> None:
+        conn, _ = self.listener.accept()
+        with self.context.wrap_socket(conn, server_side=True) as tls:
+            request = tls.makefile("rb")
+            (length,) = struct.unpack(">I", request.read(4))
+            request.read(length)
+            tls.sendall(frame(json.dumps({"type": "root", "pem": self.pem}).encode()))
+
+
+def test_root_that_is_not_one_certificate_saves_nothing(tmp_path):
+    extra = create_root("Extra CA", generate_key("ec-p256"))
+    fake = FakeAgent(tmp_path, "")
+    fake.pem = (pem_of(fake.root) + pem_of(extra)).decode()
+
+    with fake:
+        result = bootstrap(
+            tmp_path, "--server", fake.address, "--fingerprint", fingerprint(fake.root)
+        )
+
+    assert result.returncode == 1
+    assert "2 certificates as its root" in result.stderr
+    assert saved_files(tmp_path) == []
+
+
+def test_root_that_is_not_pem_saves_nothing(tmp_path):
+    with FakeAgent(tmp_path, "hello") as fake:
+        result = bootstrap(
+            tmp_path, "--server", fake.address, "--fingerprint", "ab" * 32
+        )
+
+    assert result.returncode == 1
+    assert "not a PEM certificate" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert saved_files(tmp_path) == []
+
+
+def test_config_dir_that_cannot_be_made_is_named(agent, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    env = dict(dirs_env(tmp_path), SCB_CONFIG_DIR=str(tmp_path / "a-file" / "scb"))
+
+    result = run_scb(
+        env, "bootstrap", "--server", agent.address, "--fingerprint", agent.fingerprint
+    )
+
+    assert result.returncode == 2
+    assert "a-file/scb: cannot save the pinned root" in result.stderr
