@@ -6,6 +6,7 @@ commits the store and exits 0.
 
 import asyncio
 import logging
+import resource
 import signal
 import time
 
@@ -23,11 +24,30 @@ RESTART_REASON = "the agent stopped before the request finished"
 
 def run_serve(args, paths) -> int:
     agent = open_agent(paths)
+    raise_open_file_limit()
     try:
         run_loop(serve(agent))
     finally:
         agent.writer.close()
     return 0
+
+
+def raise_open_file_limit(wanted: int = 65536) -> int:
+    """Every connection is an open file: take what the hard limit allows.
+
+    The usual soft limit of 1024 would refuse connections long before the
+    configured caps (limits.connections_total) do.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open file limit to %s: %s", target, exc)
+    logger.info("open file limit %s", soft)
+    return soft
 
 
 def run_loop(main):
