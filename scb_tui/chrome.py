@@ -13,7 +13,7 @@ SECTIONS = [
 
 
 class NavBar(Static):
-    """`SCB │ 1 Overview 2 Requests …` with the current section lit, and
+    """`SCB   1 Overview  2 Requests …` with the current section lit, and
     whether the agent answers."""
 
     def __init__(self, section: str):
@@ -24,13 +24,18 @@ class NavBar(Static):
         self.watch(self.app, "agent_up", self._draw, init=True)
 
     def _draw(self, agent_up: bool | None) -> None:
-        line = Text()
-        line.append(" SCB ", style="bold reverse")
+        # No styled run starts with a space: some SVG renderers (rsvg) drop
+        # it, which glued each key to the label before it in screenshots.
+        line = Text(" ")
+        line.append("SCB", style="bold reverse")
+        line.append("   ")
         for key, mode, title in SECTIONS:
             current = mode == self.section
-            line.append(f"  {key} ", style="bold yellow" if current else "dim")
-            line.append(title, style="bold underline" if current else "")
-        line.append("   ")
+            line.append(key, style="bold yellow" if current else "bold dim")
+            line.append(" ")
+            line.append(title, style="bold underline" if current else "default")
+            line.append("  ")
+        line.append(" ")
         line.append(*_agent_state(agent_up))
         self.update(line)
 

@@ -21,11 +21,19 @@ STAGE_STYLES = {
 STATUS_STYLES = {"valid": "green", "revoked": "bold red", "expired": "dim"}
 
 
-def when(timestamp: float | None, seconds: bool = False) -> str:
+def when(timestamp: float | None, seconds: bool = False, short: bool = False) -> str:
+    """UTC; `short` drops the year, for narrow tables."""
     if timestamp is None:
         return "-"
     moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    day = "%m-%d" if short else "%Y-%m-%d"
+    return moment.strftime(f"{day} %H:%M:%S" if seconds else f"{day} %H:%M")
+
+
+def day(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
 
 
 def clock(timestamp: float) -> str:

@@ -41,12 +41,13 @@ def test_overview_shows_agent_counts_and_live_feed(snap_compare, size):
     assert snap_compare(console(), run_before=presses(), terminal_size=size)
 
 
-def test_requests_show_live_stage_and_errors(snap_compare):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_requests_show_live_stage_and_errors(snap_compare, size):
     run_before = presses(
         "2",  # go to Requests
         "down",  # highlight the request awaiting approval: its stages below
     )
-    assert snap_compare(console(), run_before=run_before, terminal_size=(80, 24))
+    assert snap_compare(console(), run_before=run_before, terminal_size=size)
 
 
 def test_deny_asks_for_a_reason(snap_compare):
@@ -86,12 +87,13 @@ def test_certificates_filtered_by_status(snap_compare):
     assert snap_compare(console(), run_before=run_before, terminal_size=(120, 40))
 
 
-def test_certificate_detail_shows_x509_fields_and_pem(snap_compare):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_certificate_detail_shows_x509_fields_and_pem(snap_compare, size):
     run_before = presses(
         "3",  # go to Certificates
         "enter",  # open the newest certificate
     )
-    assert snap_compare(console(), run_before=run_before, terminal_size=(120, 40))
+    assert snap_compare(console(), run_before=run_before, terminal_size=size)
 
 
 def test_revoke_offers_reasons(snap_compare):
@@ -112,9 +114,10 @@ def test_revoke_confirms_the_chosen_reason(snap_compare):
     assert snap_compare(console(), run_before=run_before, terminal_size=(80, 24))
 
 
-def test_bans_list(snap_compare):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_bans_list(snap_compare, size):
     run_before = presses("4")  # go to Bans
-    assert snap_compare(console(), run_before=run_before, terminal_size=(80, 24))
+    assert snap_compare(console(), run_before=run_before, terminal_size=size)
 
 
 def test_add_ban_form(snap_compare):
@@ -126,14 +129,15 @@ def test_add_ban_form(snap_compare):
     assert snap_compare(console(), run_before=run_before, terminal_size=(80, 24))
 
 
-def test_audit_filtered(snap_compare):
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_audit_filtered(snap_compare, size):
     run_before = presses(
         "5",  # go to Audit
         "slash",  # focus the filter
         *"refused",  # type a filter
         "enter",  # filter now
     )
-    assert snap_compare(console(), run_before=run_before, terminal_size=(80, 24))
+    assert snap_compare(console(), run_before=run_before, terminal_size=size)
 
 
 def test_help_lists_the_keys(snap_compare):

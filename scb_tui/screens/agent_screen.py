@@ -5,6 +5,7 @@ the one route from a failed worker to the operator:
 `ConsoleApp.report_failure`.
 """
 
+from textual import events
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -20,6 +21,7 @@ class AgentScreen(Screen):
 
     SECTION = ""
     _reload_timer = None
+    _width = 0
 
     def compose(self) -> ComposeResult:
         yield NavBar(self.SECTION)
@@ -32,8 +34,18 @@ class AgentScreen(Screen):
         yield from ()
 
     def on_mount(self) -> None:
+        self._width = self.app.size.width
+        self.fit(self._width)
         self.app.agent_events.subscribe(self, self._on_agent_event)
         self.reload()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._width:
+            self._width = event.size.width
+            self.fit(self._width)
+
+    def fit(self, width: int) -> None:
+        """Lay the screen out for a terminal `width` columns wide."""
 
     def _on_agent_event(self, event: dict) -> None:
         if event["event"] == "connected":

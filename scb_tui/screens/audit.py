@@ -7,6 +7,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label
 
 from ..formatting import shorten, when
+from ..layout import is_wide, rest
 from .agent_screen import AgentScreen
 
 SHOWN = 200
@@ -24,18 +25,34 @@ class AuditScreen(AgentScreen):
     def __init__(self) -> None:
         super().__init__()
         self.search = ""
+        self.rows: list[dict] = []
+        self.wide = True
+        self.widths: list[int] = []
         self._filter_timer = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="audit-bar", classes="bar"):
             yield Input(placeholder="/ filter: event, actor, peer, name…", id="filter")
             yield Label("", id="audit-info")
-        table = DataTable(id="audit", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Time", "Event", "Actor", "Peer", "Names", "Detail")
-        yield table
+        yield DataTable(id="audit", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#audit", DataTable).focus()
+
+    def fit(self, width: int) -> None:
+        self.wide = is_wide(width)
+        if self.wide:
+            fixed = [19, 9, 8, 15, 30]
+            labels = ["Time", "Event", "Actor", "Peer", "Names", "Detail"]
+        else:
+            fixed = [14, 9, 8]
+            labels = ["Time", "Event", "Actor", "What"]
+        self.widths = [*fixed, rest(width, fixed)]
+        table = self.query_one("#audit", DataTable)
+        table.clear(columns=True)
+        for label, column_width in zip(labels, self.widths, strict=True):
+            table.add_column(label, width=column_width)
+        self._show_rows()
 
     def reload(self) -> None:
         self.load_audit()
@@ -48,24 +65,30 @@ class AuditScreen(AgentScreen):
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def load_audit(self) -> None:
-        rows = await self.app.link.call("audit", limit=SHOWN, search=self.search)
-        table = self.query_one("#audit", DataTable)
-        table.clear()
-        for row in rows:
-            detail = row.get("detail") or row.get("serial") or row.get("request_id")
-            table.add_row(
-                when(row["at"], seconds=True),
-                row["event"],
-                row["actor"],
-                row.get("peer") or "",
-                shorten(row.get("names"), 30),
-                shorten(detail, 60),
-                key=str(row["id"]),
-            )
-        shown = f"{len(rows)} newest" + (
+        self.rows = await self.app.link.call("audit", limit=SHOWN, search=self.search)
+        self._show_rows()
+        shown = f"{len(self.rows)} newest" + (
             f" matching “{self.search}”" if self.search else ""
         )
         self.query_one("#audit-info", Label).update(shown)
+
+    def _show_rows(self) -> None:
+        table = self.query_one("#audit", DataTable)
+        table.clear()
+        for row in self.rows:
+            detail = row.get("detail") or row.get("serial") or row.get("request_id")
+            cells = [
+                when(row["at"], seconds=True, short=not self.wide),
+                row["event"],
+                row["actor"],
+            ]
+            if self.wide:
+                cells += [row.get("peer") or "", shorten(row.get("names"), 30)]
+            else:
+                # Narrow: who and what in one column, most telling part first.
+                subject = [row.get("names"), row.get("peer"), detail]
+                detail = " · ".join(part for part in subject if part)
+            table.add_row(*cells, shorten(detail, self.widths[-1]), key=str(row["id"]))
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()

@@ -8,6 +8,7 @@ from textual.widgets import DataTable
 from scb_agent.admin_cmd import operator_name
 
 from ..formatting import shorten, when
+from ..layout import is_wide, rest
 from .agent_screen import AgentScreen
 from .ban_form import BanForm
 from .confirm import ConfirmScreen
@@ -25,11 +26,26 @@ class BansScreen(AgentScreen):
     def __init__(self) -> None:
         super().__init__()
         self.bans: dict[str, dict] = {}
+        self.wide = True
+        self.widths: list[int] = []
 
     def compose_body(self) -> ComposeResult:
-        table = DataTable(id="bans", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Kind", "Value", "Reason", "By", "Since", "Until", "Strikes")
-        yield table
+        yield DataTable(id="bans", cursor_type="row", zebra_stripes=True)
+
+    def fit(self, width: int) -> None:
+        self.wide = is_wide(width)
+        fixed = [7, 20, 8, 16, 16, 7] if self.wide else [20, 12, 7]
+        labels = ["Value", "Reason", "Until", "Strikes"]
+        widths = [20, rest(width, fixed), 12, 7]
+        if self.wide:
+            labels = ["Kind", "Value", "Reason", "By", "Since", "Until", "Strikes"]
+            widths = [7, 20, rest(width, fixed), 8, 16, 16, 7]
+        self.widths = widths
+        table = self.query_one("#bans", DataTable)
+        table.clear(columns=True)
+        for label, column_width in zip(labels, widths, strict=True):
+            table.add_column(label, width=column_width)
+        self._show_rows()
 
     def reload(self) -> None:
         self.load_bans()
@@ -46,20 +62,25 @@ class BansScreen(AgentScreen):
         result = await self.app.link.call("bans")
         rows = result["rows"] if isinstance(result, dict) else result
         self.bans = {str(row["id"]): row for row in rows}
+        self._show_rows()
 
+    def _show_rows(self) -> None:
         table = self.query_one("#bans", DataTable)
         table.clear()
         for key, ban in self.bans.items():
-            table.add_row(
-                ban["kind"],
-                ban["value"],
-                shorten(ban.get("reason"), 36),
-                ban.get("actor", "-"),
-                when(ban.get("created_at")),
-                when(ban["expires_at"]) if ban.get("expires_at") else "until lifted",
+            until = "until lifted"
+            if ban.get("expires_at"):
+                until = when(ban["expires_at"], short=not self.wide)
+            cells = [
+                shorten(ban["value"], 20),
+                shorten(ban.get("reason"), self.widths[-5 if self.wide else 1]),
+                until,
                 str(ban.get("strikes", 1)),
-                key=key,
-            )
+            ]
+            if self.wide:
+                cells[2:2] = [ban.get("actor", "-"), when(ban.get("created_at"))]
+                cells.insert(0, ban["kind"])
+            table.add_row(*cells, key=key)
 
     def selected(self) -> dict | None:
         table = self.query_one("#bans", DataTable)

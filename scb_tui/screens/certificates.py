@@ -12,7 +12,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label
 
-from ..formatting import names_text, shorten, status_text, when
+from ..formatting import day, names_text, shorten, status_text, when
+from ..layout import is_wide, rest
 from .agent_screen import AgentScreen
 from .certificate_detail import CertificateDetailScreen
 from .revoke import RevokeScreen, revoke
@@ -42,18 +43,25 @@ class CertificatesScreen(AgentScreen):
         self.page_offset = 0
         self.total = 0
         self.rows: dict[str, dict] = {}
+        self.widths: list[tuple[str, int]] = []
         self._search_timer = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="certificates-bar", classes="bar"):
             yield Input(placeholder="/ search names or serial", id="search")
             yield Label("", id="page-info")
-        table = DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Serial", "Names", "Not after", "Status", "Reason")
-        yield table
+        yield DataTable(id="certificates", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         self.query_one("#certificates", DataTable).focus()
+
+    def fit(self, width: int) -> None:
+        self.widths = _widths(width)
+        table = self.query_one("#certificates", DataTable)
+        table.clear(columns=True)
+        for label, column_width in self.widths:
+            table.add_column(label, width=column_width)
+        self._show_rows()
 
     def reload(self) -> None:
         self.load_page()
@@ -82,13 +90,14 @@ class CertificatesScreen(AgentScreen):
         table = self.query_one("#certificates", DataTable)
         selected = self.selected() or {}
         table.clear()
+        serial, names, not_after, _, reason = (width for _, width in self.widths)
         for row in self.rows.values():
             table.add_row(
-                shorten(row["serial"], 18),
-                names_text(row["names"], 36),
-                when(row["not_after"]),
+                shorten(row["serial"], serial),
+                names_text(row["names"], names),
+                when(row["not_after"]) if not_after > 10 else day(row["not_after"]),
                 status_text(row["status"]),
-                row.get("reason") or "",
+                shorten(row.get("reason"), reason),
                 key=row["serial"],
             )
         if selected.get("serial") in self.rows:
@@ -168,3 +177,15 @@ class CertificatesScreen(AgentScreen):
     async def revoke(self, row: dict, reason: str) -> None:
         await revoke(self.app, row, reason)
         self.reload_soon()
+
+
+def _widths(width: int) -> list[tuple[str, int]]:
+    """Serial, names, not after, status, reason; names take the rest."""
+    if is_wide(width):
+        serial, not_after, reason = 20, 16, 20
+    else:
+        serial, not_after, reason = 12, 10, 13
+    fixed = [serial, not_after, 7, reason]
+    names = rest(width, fixed, minimum=20)
+    labels = ["Serial", "Names", "Not after", "Status", "Reason"]
+    return list(zip(labels, [serial, names, not_after, 7, reason], strict=True))

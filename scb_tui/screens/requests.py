@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 from scb_agent.admin_cmd import operator_name
 
 from ..formatting import clock, names_text, shorten, stage_text, when
+from ..layout import is_wide, rest
 from .agent_screen import AgentScreen
 from .confirm import ConfirmScreen
 from .prompt import PromptScreen
@@ -34,16 +35,23 @@ class RequestsScreen(AgentScreen):
     def __init__(self) -> None:
         super().__init__()
         self.requests: dict[str, dict] = {}
+        self.widths: list[tuple[str, int]] = []
         self._detail_id: str | None = None
 
     def compose_body(self) -> ComposeResult:
-        table = DataTable(id="requests", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Received", "Names", "Peer", "Stage", "Error")
-        yield table
+        yield DataTable(id="requests", cursor_type="row", zebra_stripes=True)
         yield Static("No request selected.", id="request-detail", classes="card")
 
     def on_mount(self) -> None:
         self.query_one("#request-detail").border_title = "Request"
+
+    def fit(self, width: int) -> None:
+        self.widths = _widths(width)
+        table = self.query_one("#requests", DataTable)
+        table.clear(columns=True)
+        for label, column_width in self.widths:
+            table.add_column(label, width=column_width)
+        self._show_rows()
 
     def reload(self) -> None:
         self.load_requests()
@@ -70,7 +78,7 @@ class RequestsScreen(AgentScreen):
         selected = self.selected_id()
         table.clear()
         for row in _ordered(self.requests.values()):
-            table.add_row(*_cells(row), key=row["id"])
+            table.add_row(*_cells(row, self.widths), key=row["id"])
         if selected in self.requests:
             table.move_cursor(row=table.get_row_index(selected))
 
@@ -182,28 +190,50 @@ def _ordered(requests) -> list[dict]:
     return (open_ + done)[:SHOWN]
 
 
-def _cells(row: dict) -> tuple:
+def _widths(width: int) -> list[tuple[str, int]]:
+    """Narrow: the error's code stands in for "failed"; its text is below."""
+    if is_wide(width):
+        fixed = [16, 30, 15, 17]
+        labels = ["Received", "Names", "Peer", "Stage", "Error"]
+        return list(zip(labels, [*fixed, rest(width, fixed)], strict=True))
+    fixed = [11, 15, 17]
+    names = rest(width, fixed, minimum=20)
+    labels = ["Received", "Names", "Peer", "Stage"]
+    return list(zip(labels, [11, names, 15, 17], strict=True))
+
+
+def _cells(row: dict, widths: list[tuple[str, int]]) -> tuple:
+    names_width = widths[1][1]
+    stage = stage_text(row["stage"])
+    cells = [
+        when(row["created_at"], short=len(widths) == 4),
+        names_text(row["names"], names_width),
+        row["peer"],
+        stage,
+    ]
+    if len(widths) == 4:
+        if row.get("error_code"):
+            stage.plain = shorten(row["error_code"], 17)
+        return tuple(cells)
     error = ""
     if row.get("error_code"):
         error = f"{row['error_code']}: {row.get('error_message') or ''}"
-    return (
-        when(row["created_at"]),
-        names_text(row["names"], 26),
-        row["peer"],
-        stage_text(row["stage"]),
-        Text(shorten(error, 48), style="red"),
-    )
+    return (*cells, Text(shorten(error, widths[4][1]), style="red"))
 
 
 def _detail(request: dict) -> Text:
     text = Text()
+    # Spaces go unstyled, between the styled runs (see chrome.NavBar).
     text.append(names_text(request["names"]) or "(names not read yet)", style="bold")
-    text.append(f"  from {request['peer']}  ·  id {request['id']}\n", style="dim")
+    text.append("  ")
+    text.append(f"from {request['peer']}  ·  id {request['id']}", style="dim")
+    text.append("\n")
     for index, stage in enumerate(request.get("stages", [])):
         if index:
-            text.append(" → ", style="dim")
+            text.append(" → ")
         text.append_text(stage_text(stage["stage"]))
-        text.append(f" {clock(stage['at'])}", style="dim")
+        text.append(" ")
+        text.append(clock(stage["at"]), style="dim")
     if request.get("error_code"):
         text.append(f"\n{request['error_code']}: ", style="bold red")
         text.append(request.get("error_message") or "")
