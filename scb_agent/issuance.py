@@ -212,8 +212,11 @@ class Issuance:
             issued_at=time.time(),
             pem=pem,
         )
-        await self.agent.writer.call(lambda s: self._commit(s, row))
+        # Counted first: the writer commits in order, so the name set's rate
+        # state is on disk no later than the certificate a kill -9 might
+        # leave behind (a failed commit over-counts, the safe direction).
         self.agent.guard.issued(self.names)
+        await self.agent.writer.call(lambda s: self._commit(s, row))
 
         not_after = leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
         chain = pem + self.agent.chain_pem

@@ -180,12 +180,18 @@ def issue(
     peer_address: str = "127.0.0.2",
     source: str = "127.0.0.1",
 ) -> tuple[dict, list[str]]:
-    """A good request answered by a correct peer: the last word and tokens."""
+    """A good request answered by a correct peer: the last word and tokens.
+
+    A refusal before the challenge (banned, rate_limited) is the last word.
+    """
     csr, key = make_csr([name])
     with Wire(port, root_pem, source) as wire:
         wire.send(message(type="request", protocol=1, csr=csr))
         challenge = wire.receive()
-        assert challenge and challenge["type"] == "challenge", challenge
+        assert challenge is not None, "the agent closed without a word"
+        if challenge["type"] == "error":
+            return challenge, []
+        assert challenge["type"] == "challenge", challenge
         answer = key_authorization(challenge["token"], key.public_key())
         with Peer(peer_address, answering(answer)) as peer:
             wire.send(message(type="ready", port=peer.port))
