@@ -7,6 +7,7 @@ run the real `scb-agent` commands against it.
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +19,30 @@ from pathlib import Path
 from scb_agent.admin_client import AdminClient
 from scb_agent.dns_responder import DnsResponder
 
+# Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default).
+# A port from that range can be handed to any outgoing connection on the
+# machine between our probe and the real bind; these are taken only by binds.
+_PICKED_PORTS = range(20000, 32768)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port free on `host` and on every address, for a later bind."""
+    wildcard = "::" if ":" in host else "0.0.0.0"
+    for _ in range(200):
+        port = random.choice(_PICKED_PORTS)
+        if _bindable(wildcard, port) and _bindable(host, port):
+            return port
+    raise RuntimeError(f"no free TCP port on {host} in {_PICKED_PORTS}")
+
+
+def _bindable(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 class DnsThread:
