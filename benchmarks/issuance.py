@@ -9,6 +9,10 @@ on the same machine, times a minimal asyncio TLS 1.3 echo server doing
 connect + handshake + one frame each way. Each row prints both rates and
 their ratio, and the CPU each server process spent per operation (from
 /proc/PID/stat). The 1-client row is the sequential figure.
+
+Both runs then time the `scb-agent request` command (request_command.py);
+the full run also measures the agent's RSS over 10,000 issuances on a fresh
+agent (memory.py). The last line is always the throughput ratio.
 """
 
 import argparse
@@ -18,6 +22,8 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
+import memory
+import request_command
 from lab import HERE, Lab, cpu_seconds
 from load import echo_all, issue_all, make_requests
 
@@ -34,7 +40,8 @@ GOALS = {"ratio_32": 0.4, "cpu_ms": 1.0, "sequential_p50_ms": 5.0}
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer operations")
-    plan = QUICK if parser.parse_args().quick else FULL
+    quick = parser.parse_args().quick
+    plan = QUICK if quick else FULL
 
     print(
         f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
@@ -42,7 +49,12 @@ def main() -> None:
     )
     with Lab() as lab, echo_server(lab) as echo:
         rows = run_loop(measure(lab, echo, plan))
-    report(rows)
+        command = request_command.measure(lab, request_command.RUNS)
+    figures = None
+    if not quick:
+        with Lab() as lab:
+            figures = memory.measure(lab, memory.ISSUANCES)
+    report(rows, command, figures)
 
 
 @contextmanager
@@ -119,7 +131,7 @@ def print_row(row: dict) -> None:
     )
 
 
-def report(rows: list[dict]) -> None:
+def report(rows: list[dict], command: tuple, figures: dict | None) -> None:
     by_clients = {row["clients"]: row for row in rows}
     sequential, at_32 = by_clients[1], by_clients[32]
     ratio = at_32["issued"].rate / at_32["raw"].rate
@@ -157,6 +169,9 @@ def report(rows: list[dict]) -> None:
         ratio >= GOALS["ratio_32"],
         f">= {GOALS['ratio_32']:g} x raw TLS",
     )
+    request_command.report(*command)
+    if figures is not None:
+        memory.report(figures)
     print(f"throughput ratio to raw TLS at 32 clients: {ratio:.2f}")
 
 

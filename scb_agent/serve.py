@@ -16,6 +16,7 @@ from .admin import AdminServer
 from .agent import open_agent
 from .certifier import Certifier
 from .crl_publication import Publication
+from .heap import trim_heap_while_busy
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,10 @@ async def serve(agent, ready: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(signum, stop.set)
     if ready is not None:
         ready.set()
+    trimmer = asyncio.create_task(trim_heap_while_busy(lambda: agent.writer.commits))
 
     await stop.wait()
+    trimmer.cancel()
     logger.info("stopping: finishing %d requests in flight", len(certifier.tasks))
     await certifier.drain()
     await admin.close()
