@@ -108,7 +108,6 @@ def test_kill_9_under_load_loses_nothing_and_leaves_nothing_unfinished(tmp_path)
     agent.configure("limits", **RATES)
     agent.start()
     received: list[tuple[str, str]] = []
-    closed_on_restart = 0
     try:
         agent.call("ban", value=BANNED, reason="crash test")
         assert last_word_from(agent, "127.0.0.1", LIMITED)["type"] == "certificate"
@@ -142,6 +141,8 @@ def test_kill_9_under_load_loses_nothing_and_leaves_nothing_unfinished(tmp_path)
     missing = [serial for serial, pem in received if stored.get(serial) != pem]
     assert not missing, f"{len(missing)} certificates clients hold are not stored"
     assert run_scb(agent.env, "check").returncode == 0
+    # Some kill caught requests mid-stage, and the restart closed them.
+    assert closed_on_restart > 0
     print(
         f"{ROUNDS} kills: {len(received)} certificates received, all stored; "
         f"{closed_on_restart} requests closed as failed on restart"
