@@ -73,6 +73,7 @@ class Certifier:
     def __init__(self, agent):
         self.agent = agent
         self.tasks: set[asyncio.Task] = set()
+        self.idle: set[asyncio.Task] = set()  # connected, not asked anything yet
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -93,6 +94,10 @@ class Certifier:
     async def drain(self) -> None:
         """Stop accepting, then let every request in flight finish."""
         self.server.close()
+        # A connection that has asked nothing has nothing to finish: waiting
+        # out its message timeout would only hold the shutdown up.
+        for task in self.idle:
+            task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks))
 
@@ -122,7 +127,12 @@ class Certifier:
             self.tasks.discard(task)
 
     async def _converse(self, conversation: Conversation, peer: str) -> None:
-        first = await conversation.next_event()
+        task = asyncio.current_task()
+        self.idle.add(task)
+        try:
+            first = await conversation.next_event()
+        finally:
+            self.idle.discard(task)
         if isinstance(first, RootRequested):
             conversation.send(conversation.protocol.send_root(self.agent.root_pem))
             return
