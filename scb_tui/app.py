@@ -86,9 +86,10 @@ class ConsoleApp(App):
     def report_failure(self, error: BaseException | None) -> None:
         """The one place a failed agent call reaches the operator."""
         if isinstance(error, AgentUnavailable):
+            # Only the event feed decides "down": a call that timed out on a
+            # busy agent must not leave the banner up while the feed flows.
             if self.agent_up is not False:
                 self.notify(str(error), title="Agent unavailable", severity="error")
-            self.agent_up = False
         elif isinstance(error, ScbError):
             self.notify(error.message, title=error.code, severity="error")
         else:
@@ -101,6 +102,14 @@ class ConsoleApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every action of every screen, each taking the operator there."""
         yield from super().get_system_commands(screen)
+        if type(screen) not in self.MODES.values():
+            # A screen opened from a section, such as one certificate.
+            for binding in screen.BINDINGS:
+                yield SystemCommand(
+                    f"{screen.SUB_TITLE or 'This screen'}: {binding.description}",
+                    f"key {binding.key_display or binding.key}",
+                    partial(screen.run_action, binding.action),
+                )
         for key, mode, title in SECTIONS:
             go = partial(self.switch_mode, mode)
             yield SystemCommand(f"Go to {title}", f"key {key}", go)

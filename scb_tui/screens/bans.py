@@ -111,7 +111,9 @@ class BansScreen(AgentScreen):
 
     @work(group="change", exit_on_error=False)
     async def lift(self, ban: dict) -> None:
-        await self.app.link.call("unban", id_or_value=str(ban["id"]))
+        await self.app.link.call(
+            "unban", id_or_value=str(ban["id"]), actor=operator_name()
+        )
         self.notify(f"Lifted the ban on {ban['value']}.")
         self.reload_soon()
 

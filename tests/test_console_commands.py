@@ -1,0 +1,82 @@
+"""The console's keys: every action in the palette, remappable ids, ? and q."""
+
+from textual.binding import Binding
+
+from scb_tui.app import ConsoleApp
+from scb_tui.chrome import SECTIONS
+from scb_tui.screens.ban_form import BanForm
+from scb_tui.screens.certificate_detail import CertificateDetailScreen
+from scb_tui.screens.confirm import ConfirmScreen
+from scb_tui.screens.help import HelpScreen
+from scb_tui.screens.prompt import PromptScreen
+from scb_tui.screens.revoke import RevokeScreen
+
+from .console_fake import LEAF_SERIAL, FakeAgentLink
+
+EVERY_SCREEN = [
+    *ConsoleApp.MODES.values(),
+    CertificateDetailScreen,
+    BanForm,
+    ConfirmScreen,
+    HelpScreen,
+    PromptScreen,
+    RevokeScreen,
+]
+
+
+def palette_titles(app: ConsoleApp) -> list[str]:
+    return [command.title for command in app.get_system_commands(app.screen)]
+
+
+def test_every_binding_has_an_id_to_remap_it_by():
+    bindings = [*ConsoleApp.BINDINGS]
+    for screen in EVERY_SCREEN:
+        bindings += screen.BINDINGS
+    ids = [binding.id for binding in bindings if isinstance(binding, Binding)]
+
+    assert len(ids) == len(bindings) and all(ids)
+    assert len(set(ids)) == len(ids), "two bindings share an id"
+
+
+async def test_palette_lists_every_action_of_every_section():
+    app = ConsoleApp(FakeAgentLink())
+    async with app.run_test(size=(120, 40)):
+        titles = palette_titles(app)
+
+    for _, _, title in SECTIONS:
+        assert f"Go to {title}" in titles
+    for screen in ConsoleApp.MODES.values():
+        for binding in screen.BINDINGS:
+            assert f"{screen.SUB_TITLE}: {binding.description}" in titles
+    assert "Help" in titles and "Quit" in titles
+
+
+async def test_palette_on_a_certificate_offers_its_own_actions():
+    app = ConsoleApp(FakeAgentLink())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(CertificateDetailScreen(LEAF_SERIAL))
+        await pilot.pause()
+        titles = palette_titles(app)
+
+    assert "Certificate: Revoke" in titles
+    assert "Certificate: Copy PEM" in titles
+
+
+async def test_question_mark_opens_help_and_escape_closes_it():
+    app = ConsoleApp(FakeAgentLink())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")  # go to Requests
+        await pilot.press("question_mark")  # open help
+        assert isinstance(app.screen, HelpScreen)
+
+        await pilot.press("escape")  # close it
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_q_quits():
+    app = ConsoleApp(FakeAgentLink())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.return_code == 0
+        assert not app.is_running
