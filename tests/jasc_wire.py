@@ -115,7 +115,8 @@ class Responder:
         self._sockets = []
         self.port = 0
         for address in addresses:
-            listener = socket.socket()
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            listener = socket.socket(family)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((address, self.port))
             listener.listen(8)

@@ -74,6 +74,7 @@ def lab(tmp_path_factory):
     agent = Agent(root / "agent", [d.address for d in dns])
     # A silent challenge peer costs the challenge timeout: keep it short.
     agent.configure("timeouts", challenge=2.0)
+    agent.configure(allowed_networks=["127.0.0.0/8", "::1/128"])
     agent.start()
     try:
         yield Lab(agent, Host(root / "host", agent), dns)
@@ -229,6 +230,22 @@ def test_every_distinct_address_gets_its_own_challenge_connection(lab):
     assert final["type"] == "certificate", final
     line = f"JASC/1 {challenge['request_id']}\n".encode()
     assert sorted(responder.lines) == [(HOST_ADDRESS, line), ("127.0.0.6", line)]
+
+
+def test_name_with_a_and_aaaa_records_is_proven_over_both(lab):
+    lab.resolve("dual.home.arpa", HOST_ADDRESS, "::1")
+    csr, key = make_csr(["dual.home.arpa"])
+
+    with lab.wire() as wire:
+        wire.send({"type": "request", "protocol": 1, "csr": csr})
+        challenge = wire.receive()
+        respond = correct_answer(challenge, key.public_key())
+        with Responder([HOST_ADDRESS, "::1"], respond) as responder:
+            wire.send({"type": "ready", "port": responder.port})
+            final, _ = wire.final()
+
+    assert final["type"] == "certificate", final
+    assert sorted(address for address, _ in responder.lines) == ["127.0.0.2", "::1"]
 
 
 def test_failed_request_prints_the_servers_code_and_exits_non_zero(lab):
