@@ -248,6 +248,37 @@ def test_name_with_a_and_aaaa_records_is_proven_over_both(lab):
     assert sorted(address for address, _ in responder.lines) == ["127.0.0.2", "::1"]
 
 
+def test_request_options_shape_the_key_subject_validity_and_place(lab, tmp_path):
+    lab.resolve("opts.home.arpa")
+    out = tmp_path / "certs"
+
+    result = lab.host.request(
+        "opts.home.arpa",
+        "--key-type",
+        "rsa-2048",
+        "--subject",
+        "O=Home Lab,OU=Ops,C=DE",
+        "--validity-days",
+        "30",
+        "--challenge-bind",
+        HOST_ADDRESS,
+        "--out",
+        str(out),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    live = out / "live" / "opts.home.arpa"
+    key = serialization.load_pem_private_key((live / "privkey.pem").read_bytes(), None)
+    leaf = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    assert leaf.public_key() == key.public_key()
+    assert leaf.subject.rfc4514_string() == "C=DE,OU=Ops,O=Home Lab"
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    assert 30 <= lifetime.days <= 31
+    assert_is_leaf(leaf, ["opts.home.arpa"])
+    assert not lab.host.live("opts.home.arpa").exists()
+
+
 def test_failed_request_prints_the_servers_code_and_exits_non_zero(lab):
     before = lab.request_ids()
 
