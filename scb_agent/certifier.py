@@ -26,6 +26,9 @@ from .revocation import revoke_with_proof
 logger = logging.getLogger(__name__)
 
 READ_SIZE = MAX_FRAME + 4
+STOPPED_BEFORE_DECISION = ScbError(
+    "internal", "the agent stopped before an operator decided; ask again"
+)
 
 
 class PeerClosed(Exception):
@@ -98,6 +101,11 @@ class Certifier:
         # out its message timeout would only hold the shutdown up.
         for task in self.idle:
             task.cancel()
+        # Nor will an operator decide while the agent stops: waiting out the
+        # approval timeout would hold the shutdown up for minutes.
+        for decision in self.agent.approvals.values():
+            if not decision.done():
+                decision.set_exception(STOPPED_BEFORE_DECISION)
         if self.tasks:
             await asyncio.wait(list(self.tasks))
 

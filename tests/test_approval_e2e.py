@@ -129,3 +129,22 @@ def test_a_request_nobody_decides_on_times_out(tmp_path):
     assert "error timeout: no operator decided within 1 s" in result.stderr
     assert "awaiting_approval" in result.stdout
     assert (row["stage"], row["error_code"]) == ("failed", "timeout")
+
+
+def test_stopping_the_agent_ends_a_wait_for_approval_at_once(tmp_path):
+    dns = DnsThread({"waiting.home.arpa": [GOOD]}).start()
+    agent = Agent(tmp_path / "agent", [dns.address], "--approval", "manual")
+    agent.start()
+    try:
+        host = Host(tmp_path / "host", agent)
+        process = start_request(host, "waiting.home.arpa")
+        awaiting(agent, "waiting.home.arpa", process)
+        status = agent.stop()  # SIGTERM; the lab kills it if it will not stop
+        code, _, err = finished(process)
+    finally:
+        agent.stop()
+        dns.stop()
+
+    assert status == 0  # stopped by itself, not killed 20 s later
+    assert code == 1
+    assert "the agent stopped before an operator decided" in err
