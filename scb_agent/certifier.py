@@ -26,9 +26,7 @@ from .revocation import revoke_with_proof
 logger = logging.getLogger(__name__)
 
 READ_SIZE = MAX_FRAME + 4
-STOPPED_BEFORE_DECISION = ScbError(
-    "internal", "the agent stopped before an operator decided; ask again"
-)
+STOPPED_BEFORE_DECISION = "the agent stopped before an operator decided; ask again"
 
 
 class PeerClosed(Exception):
@@ -105,7 +103,7 @@ class Certifier:
         # approval timeout would hold the shutdown up for minutes.
         for decision in self.agent.approvals.values():
             if not decision.done():
-                decision.set_exception(STOPPED_BEFORE_DECISION)
+                decision.set_exception(ScbError("internal", STOPPED_BEFORE_DECISION))
         if self.tasks:
             await asyncio.wait(list(self.tasks))
 
