@@ -87,6 +87,7 @@ class Guard:
     @contextmanager
     def connection(self, peer: str):
         """Hold one of the connection slots for `peer`, or rate_limited."""
+        peer = peer_key(peer)
         held = self.connections.get(peer, 0)
         if held >= self.limits.connections_per_address:
             self._refused_early("limited", peer, self._too_many_from(peer))
