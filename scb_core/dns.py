@@ -136,13 +136,14 @@ async def _records(
             f"{_show(qname)} does not exist (NXDOMAIN at {show_resolver(resolver)})",
         )
     addresses = frozenset(ipaddress.ip_address(r.address) for r in rrset or ())
-    logger.debug(
-        "%s %s at %s: %s",
-        _show(qname),
-        rdtype.name,
-        show_resolver(resolver),
-        _show_addresses(addresses),
-    )
+    if logger.isEnabledFor(logging.DEBUG):  # its arguments cost more than the call
+        logger.debug(
+            "%s %s at %s: %s",
+            _show(qname),
+            rdtype.name,
+            show_resolver(resolver),
+            _show_addresses(addresses),
+        )
     return addresses
 
 
@@ -214,7 +215,6 @@ async def _ask(
         # RFC 6840 5.7: the AD bit in a query asks for AD in the answer.
         query.flags |= dns.flags.AD
     ip, port = resolver
-    where = f"{_show(qname)} {rdtype.name} at {show_resolver(resolver)}"
 
     try:
         async with asyncio.timeout(timeout):
@@ -227,16 +227,24 @@ async def _ask(
             rrset = response.resolve_chaining().answer
     except TimeoutError:
         raise ScbError(
-            "dns_failed", f"no answer for {where} within {timeout:g} s"
+            "dns_failed",
+            f"no answer for {_where(qname, rdtype, resolver)} within {timeout:g} s",
         ) from None
     except (OSError, dns.exception.DNSException) as exc:
-        raise ScbError("dns_failed", f"query for {where} failed: {exc}") from exc
+        raise ScbError(
+            "dns_failed", f"query for {_where(qname, rdtype, resolver)} failed: {exc}"
+        ) from exc
 
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        raise ScbError("dns_failed", f"{where} answered {dns.rcode.to_text(rcode)}")
+        raise ScbError(
+            "dns_failed",
+            f"{_where(qname, rdtype, resolver)} answered {dns.rcode.to_text(rcode)}",
+        )
     if dnssec and not response.flags & dns.flags.AD:
         raise ScbError(
-            "dns_failed", f"answer for {where} is not DNSSEC-authenticated (no AD)"
+            "dns_failed",
+            f"answer for {_where(qname, rdtype, resolver)} is not "
+            "DNSSEC-authenticated (no AD)",
         )
     return rcode, rrset
 
@@ -254,6 +262,11 @@ def _dns_name(name: str) -> dns.name.Name:
         return dns.name.from_text(name)
     except dns.exception.DNSException as exc:
         raise ValueError(f"{name!r} is not a DNS name: {exc}") from None
+
+
+def _where(qname: dns.name.Name, rdtype, resolver: Resolver) -> str:
+    """The query, for error messages only: it is too dear to build for each."""
+    return f"{_show(qname)} {rdtype.name} at {show_resolver(resolver)}"
 
 
 def _show(qname: dns.name.Name) -> str:
