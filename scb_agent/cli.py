@@ -323,6 +323,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    except OSError as exc:
+        # The machine, not the input: a full disk, a vanished directory.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"scb-agent {args.command}: cannot use{where}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 

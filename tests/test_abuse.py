@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 
 import pytest
 from cryptography import x509
@@ -560,10 +561,12 @@ def unicode_dns_name() -> str:
 
 
 def with_subject(*attributes) -> str:
-    subject = x509.Name(
+    with warnings.catch_warnings():
         # Unvalidated, so that a bad country code gets as far as the agent.
-        [x509.NameAttribute(oid, value, _validate=False) for oid, value in attributes]
-    )
+        warnings.simplefilter("ignore", UserWarning)
+        subject = x509.Name(
+            [x509.NameAttribute(o, v, _validate=False) for o, v in attributes]
+        )
     builder = with_names(["subject.home.arpa"], subject)
     return csr_pem(builder)
 

@@ -18,7 +18,7 @@ from scb_core.client_config import ClientConfig, save_client_config
 from scb_core.config import SECTIONS, AgentConfig, load_agent_config
 from scb_core.errors import ConfigError
 from tests import hostile
-from tests.lab import Agent, DnsThread, dirs_env, run_scb
+from tests.lab import Agent, DnsThread, Host, dirs_env, run_scb
 
 INIT = [
     "init",
@@ -350,3 +350,26 @@ def test_a_full_state_disk_fails_requests_clearly_and_recovers(tmp_path, tiny_st
         agent.stop()
         dns.stop()
     assert run_scb(agent.env, "check").returncode == 0
+
+
+def test_a_full_disk_under_the_host_fails_request_in_one_line(tmp_path, tiny_state):
+    name = "disk.home.arpa"
+    dns = DnsThread({name: ["127.0.0.2"]}).start()
+    agent = Agent(tmp_path / "agent", [dns.address])
+    agent.start()
+    try:
+        host = Host(tiny_state / "host", agent)
+        filler = fill(tiny_state)
+        result = host.request(name)
+
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "No space left on device" in result.stderr.strip().splitlines()[-1]
+        assert not (host.live(name) / "cert.pem").exists()
+
+        filler.unlink()
+        assert host.request(name).returncode == 0
+        assert (host.live(name) / "cert.pem").exists()
+    finally:
+        agent.stop()
+        dns.stop()
