@@ -116,7 +116,8 @@ def _print_certificates(result: dict) -> None:
     )
     shown = len(result["rows"])
     if shown < result["total"]:
-        print(f"({shown} of {result['total']}; use --search or --offset)")
+        total = f"{result['total']}" + ("" if result.get("exact", True) else "+")
+        print(f"({shown} of {total}; use --search or --offset)")
 
 
 def _print_audit(rows: list[dict]) -> None:

@@ -7,7 +7,7 @@ been committed and never race the certifier.
 import time
 
 from scb_core.errors import ScbError
-from scb_core.store import parse_serial
+from scb_core.store import SEARCH_COUNT_LIMIT, parse_serial
 
 # Modules that hold more commands: importing them registers those too.
 from . import admin_bans, admin_revoke  # noqa: F401
@@ -65,7 +65,14 @@ async def certificates(
     rows, total = await agent.writer.call(
         lambda store: store.list_certificates(str(search), status, offset, limit)
     )
-    return {"total": total, "offset": offset, "rows": [r.as_dict() for r in rows]}
+    # A search stops counting past SEARCH_COUNT_LIMIT: then total is a floor.
+    exact = total <= SEARCH_COUNT_LIMIT or not str(search).strip()
+    return {
+        "total": total if exact else SEARCH_COUNT_LIMIT,
+        "exact": exact,
+        "offset": offset,
+        "rows": [r.as_dict() for r in rows],
+    }
 
 
 @command("certificate")

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from scb_core import store as store_module
 from scb_core.store import MIGRATIONS, CertificateRow, Store, format_serial
 
 DAY = 86400.0
@@ -81,8 +82,19 @@ def test_search_combines_with_status(store):
 
 
 def test_search_text_is_never_read_as_query_syntax(store):
-    for typed in ['"', 'a" OR "b', "svc*", "NOT lab", "%", "_"]:
+    for typed in ['"', 'a" OR "b', "svc*", "NOT lab", "%", "_", "\\", "s%"]:
         assert store.list_certificates(search=typed)[1] == 0
+
+
+def test_a_search_stops_counting_past_the_limit(store, monkeypatch):
+    monkeypatch.setattr(store_module, "SEARCH_COUNT_LIMIT", 10)
+
+    page, total = store.list_certificates(search="svc", limit=20)
+    valid = store.list_certificates(search="svc", status="valid")[1]
+
+    assert total == 11 and len(page) == 20
+    assert valid == 11
+    assert store.list_certificates()[1] == 32  # no search: an exact count
 
 
 def test_rows_written_past_the_store_api_are_searchable(store):

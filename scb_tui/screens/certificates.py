@@ -42,6 +42,7 @@ class CertificatesScreen(AgentScreen):
         self.status = ""
         self.page_offset = 0
         self.total = 0
+        self.exact = True
         self.rows: dict[str, dict] = {}
         self.widths: list[tuple[str, int]] = []
         self._search_timer = None
@@ -83,6 +84,7 @@ class CertificatesScreen(AgentScreen):
             limit=PAGE,
         )
         self.total = page["total"]
+        self.exact = page.get("exact", True)
         self.rows = {row["serial"]: row for row in page["rows"]}
         self._show_rows()
 
@@ -108,7 +110,9 @@ class CertificatesScreen(AgentScreen):
         shown = len(self.rows)
         first = self.page_offset + 1 if shown else 0
         status = self.status or "all"
-        return f"{first:,}–{self.page_offset + shown:,} of {self.total:,} · {status}"
+        # Past the store's count limit the agent says "at least".
+        total = f"{self.total:,}" + ("" if self.exact else "+")
+        return f"{first:,}–{self.page_offset + shown:,} of {total} · {status}"
 
     def selected(self) -> dict | None:
         table = self.query_one("#certificates", DataTable)
