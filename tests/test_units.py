@@ -5,6 +5,7 @@ settings the design promises), and by `systemd-analyze verify` when systemd
 is installed, which knows every directive and value systemd accepts.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,16 @@ from tests.lab import Agent, DnsThread, dirs_env, run_scb
 
 SECTION = re.compile(r"^\[([A-Za-z]+)\]$")
 SETTING = re.compile(r"^([A-Za-z][A-Za-z0-9]*)=(.*)$")
+
+
+def require_systemd_analyze() -> str:
+    """Its path, or skip (fail under SCB_REQUIRE_SYSTEMD)."""
+    path = shutil.which("systemd-analyze")
+    if path is not None:
+        return path
+    if os.environ.get("SCB_REQUIRE_SYSTEMD"):
+        pytest.fail("systemd-analyze not installed but SCB_REQUIRE_SYSTEMD is set")
+    pytest.skip("systemd-analyze not installed (Debian package systemd)")
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
@@ -141,9 +152,7 @@ def test_the_timer_fires_twice_a_day_with_a_random_delay(installed):
 
 
 def test_the_timer_calendar_means_noon_and_midnight():
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+    analyze = require_systemd_analyze()
 
     result = subprocess.run(
         [analyze, "calendar", "--iterations=4", "*-*-* 00,12:00:00"],
@@ -158,9 +167,7 @@ def test_the_timer_calendar_means_noon_and_midnight():
 
 
 def test_systemd_analyze_verify_accepts_every_unit(installed):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+    analyze = require_systemd_analyze()
 
     result = subprocess.run(
         [analyze, "verify", *(str(installed / name) for name in UNITS)],
@@ -176,9 +183,7 @@ def test_systemd_analyze_verify_accepts_every_unit(installed):
 
 def test_verify_would_see_a_misspelt_directive(installed, tmp_path):
     """The check above can fail: a typo in a unit is reported on stderr."""
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+    analyze = require_systemd_analyze()
     broken = tmp_path / "scb-agent.service"
     text = (installed / "scb-agent.service").read_text()
     broken.write_text(text.replace("ProtectSystem=strict", "ProtectSystem=strikt"))
@@ -191,9 +196,7 @@ def test_verify_would_see_a_misspelt_directive(installed, tmp_path):
 
 
 def test_systemd_rates_the_certifier_unit_well_hardened(installed):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not installed (Debian package systemd)")
+    analyze = require_systemd_analyze()
 
     result = subprocess.run(
         [analyze, "security", "--offline=yes", str(installed / "scb-agent.service")],
