@@ -9,7 +9,9 @@ Each version's files are written (temp file, fsync, rename) before the
 `live/NAME` link is swapped by one rename(2), so a reader sees either the
 old set or the new one, never a key from one and a certificate from another.
 A crash between the two leaves an archived version that nothing links to;
-the next version simply takes the following number.
+the next version simply takes the following number. A number is never
+reused, even when files of its version are gone, so nothing in archive/ is
+ever overwritten.
 """
 
 import fcntl
@@ -33,7 +35,8 @@ from scb_core.keys import KEY_TYPES
 from scb_core.policy import normalize_name
 
 FILES = ("cert", "chain", "fullchain", "privkey")
-_VERSION = re.compile(r"^cert(\d+)\.pem$")
+# Any archived file claims its number, so no version is ever written twice.
+_VERSION = re.compile(r"^(?:cert|chain|fullchain|privkey)(\d+)\.pem$")
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Lineage:
         if not self.archive_dir.is_dir():
             return []
         found = (_VERSION.match(p.name) for p in self.archive_dir.iterdir())
-        return sorted(int(m.group(1)) for m in found if m)
+        return sorted({int(m.group(1)) for m in found if m})
 
     def current_version(self) -> int | None:
         target = os.readlink(self.live_dir) if self.live_dir.is_symlink() else ""

@@ -2,7 +2,9 @@
 
 A lineage is due when less than a third of its certificate's lifetime is
 left (certbot's 30 days of 90), when it expires within `--days N`, or when
-its live certificate is missing. `--force` renews regardless.
+its live certificate is missing or unreadable, or when the CA's CRL lists it
+as revoked (then with a new key, even for `reuse_key`). `--force` renews
+regardless.
 
 `--dry-run` proves that renewal works before it is needed: every selected
 lineage, due or not, goes through the whole protocol and the returned chain
@@ -26,11 +28,15 @@ from scb_core.errors import ConfigError, ScbError
 from scb_core.paths import Paths
 
 from .cli import EXIT_FAILED
+from .crl_check import CrlCache, pinned_root
 from .hooks import DEFAULT_TIMEOUT, HookFailure, checked_timeout, run_deploy_hooks
 from .lineage import Lineage, all_lineages
 from .request_cmd import Issuance, issue_lineage
 
 logger = logging.getLogger(__name__)
+
+# A revoked certificate is replaced at once, and never with its old key.
+REVOKED = "revoked: the CA's CRL lists it"
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,10 @@ def run_renew(args, paths: Paths) -> int:
         return 0
 
     now = dt.datetime.now(dt.UTC)
-    outcomes = [renew_lineage(lineage, paths, now, options) for lineage in lineages]
+    crls = CrlCache(pinned_root(paths))
+    outcomes = [
+        renew_lineage(lineage, paths, now, options, crls) for lineage in lineages
+    ]
     _print_summary(outcomes)
 
     failed = sum(outcome.failed for outcome in outcomes)
@@ -105,19 +114,23 @@ def due_reason(cert: x509.Certificate, now: dt.datetime, days: int) -> str:
 
 
 def renew_lineage(
-    lineage: Lineage, paths: Paths, now: dt.datetime, options: RenewOptions
+    lineage: Lineage,
+    paths: Paths,
+    now: dt.datetime,
+    options: RenewOptions,
+    crls: CrlCache,
 ) -> Outcome:
     """Renew one lineage if it is due; never raises for the lineage's faults."""
     try:
         settings = lineage.load_settings()
-        reason = _reason(lineage, now, options.days)
+        reason = _reason(lineage, now, options.days, crls)
         if not (reason or options.force or options.dry_run):
             return Outcome(lineage.name, "not due", _days_left(lineage, now))
 
         why = reason or ("dry run" if options.dry_run else "forced")
         print(f"{lineage.name}: renewing ({why})", flush=True)
-        keep = not options.dry_run
-        issuance = issue_lineage(lineage, settings, paths, _say, keep=keep)
+        keep, fresh_key = not options.dry_run, reason == REVOKED
+        issuance = issue_lineage(lineage, settings, paths, _say, keep, fresh_key)
     except ScbError as exc:
         return Outcome(lineage.name, "failed", str(exc))
     except OSError as exc:
@@ -136,14 +149,18 @@ def renew_lineage(
     return Outcome(lineage.name, "renewed", detail, failures)
 
 
-def _reason(lineage: Lineage, now: dt.datetime, days: int) -> str:
+def _reason(lineage: Lineage, now: dt.datetime, days: int, crls: CrlCache) -> str:
     try:
         cert = lineage.live_certificate()
-    except FileNotFoundError:
-        return "no live certificate"
+        chain = lineage.live_chain()
+    except FileNotFoundError as exc:
+        return f"no live {Path(exc.filename or 'cert.pem').name}"
     except (OSError, ValueError) as exc:
         # Renewing replaces the unreadable file, which is what it needs.
         return f"live certificate cannot be read ({exc})"
+
+    if crls.revocation(cert, chain[0] if chain else crls.root) == "revoked":
+        return REVOKED
     return due_reason(cert, now, days)
 
 

@@ -72,12 +72,17 @@ def run_request(args, paths: Paths) -> int:
 
 
 def issue_lineage(
-    lineage: Lineage, settings: RenewalSettings, paths: Paths, say, keep=True
+    lineage: Lineage,
+    settings: RenewalSettings,
+    paths: Paths,
+    say,
+    keep: bool = True,
+    fresh_key: bool = False,
 ) -> Issuance:
     """Obtain a certificate for `settings` and make it the lineage's live one.
 
     With `keep` false (a dry run) the whole protocol runs and the chain is
-    verified, but nothing is written.
+    verified, but nothing is written. `fresh_key` overrides `reuse_key`.
     """
     root_pem = _pinned_root(paths)
     try:
@@ -89,7 +94,7 @@ def issue_lineage(
     if settings.key_group:
         group_id(settings.key_group)  # a missing group must fail before the CA signs
 
-    key = _lineage_key(lineage, settings)
+    key = _lineage_key(lineage, settings, fresh_key)
     csr = build_csr(settings.names, key, subject)
     say(f"requesting {', '.join(settings.names)} from {settings.server}")
     issued = asyncio.run(
@@ -118,9 +123,11 @@ def issue_lineage(
     return Issuance(issued.serial, not_after, settings.version)
 
 
-def _lineage_key(lineage: Lineage, settings: RenewalSettings) -> PrivateKey:
+def _lineage_key(
+    lineage: Lineage, settings: RenewalSettings, fresh: bool
+) -> PrivateKey:
     """The live key when the lineage asks to keep it, else a fresh one."""
-    if not (settings.reuse_key and lineage.current_version()):
+    if fresh or not (settings.reuse_key and lineage.current_version()):
         return generate_key(settings.key_type)
 
     try:

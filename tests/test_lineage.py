@@ -70,6 +70,20 @@ def test_each_version_is_archived_and_live_links_to_the_newest(tmp_path, authori
     ]
 
 
+def test_a_version_number_is_never_reused_so_archive_is_never_overwritten(
+    tmp_path, authority
+):
+    lineage = Lineage(tmp_path, NAME)
+    first = new_version(authority)
+    lineage.write_version(*first)
+    (lineage.archive_dir / "cert1.pem").unlink()  # say, an operator's mistake
+
+    assert lineage.write_version(*new_version(authority)) == 2
+
+    assert (lineage.archive_dir / "privkey1.pem").read_bytes() == first[0]
+    assert lineage.versions() == [1, 2]
+
+
 def test_keys_are_private_and_certificates_readable(tmp_path, authority):
     lineage = Lineage(tmp_path, NAME)
     lineage.write_version(*new_version(authority))

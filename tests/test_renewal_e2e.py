@@ -331,6 +331,35 @@ def test_every_renewal_makes_a_new_key_unless_reuse_key(host, names):
         assert_live_key_matches_cert(host, name)
 
 
+def test_a_revoked_certificate_is_renewed_at_once_with_a_new_key(lab, host, names):
+    name = names("leaked")
+    request_ok(host, name, "--reuse-key")
+    cert = live_cert(host, name)
+    lab.admin("revoke", format_serial(cert.serial_number), "--reason", "keyCompromise")
+
+    result = renew(host)  # neither --force nor --days: not due by time
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{name}: renewing (revoked: the CA's CRL lists it)" in result.stdout
+    assert live_version(host, name) == "cert2.pem"
+    assert public_key_der(live_cert(host, name)) != public_key_der(cert)
+    assert_live_key_matches_cert(host, name)
+    settings = tomllib.loads((host.config_dir / "renewal" / f"{name}.toml").read_text())
+    assert settings["reuse_key"] is True  # kept for the renewals after this one
+
+
+def test_a_missing_live_certificate_is_renewed(host, names):
+    name = names("lost")
+    request_ok(host, name)
+    (host.config_dir / "archive" / name / "cert1.pem").unlink()
+
+    result = renew(host)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{name}: renewing (no live cert.pem)" in result.stdout
+    assert live_version(host, name) == "cert2.pem"
+
+
 def test_a_failing_hook_is_reported_and_does_not_undo_the_renewal(host, names):
     name = names("hooked")
     request_ok(host, name)
