@@ -12,7 +12,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from scb_agent.host_certs import CrlCache, lineage_status
+from scb_agent.crl_check import CrlCache
+from scb_agent.host_certs import lineage_status
 from scb_agent.lineage import Lineage
 from scb_agent.renew import due_reason
 from scb_core.ca import Authority, LeafSpec, issue_leaf
