@@ -91,10 +91,12 @@ class AdminServer:
             if name == "subscribe":
                 return {"id": request_id, "ok": True, "result": None}, True
             handler = HANDLERS.get(name)
-            if handler is None or not isinstance(args, dict):
+            if handler is None:
                 raise ScbError("bad_request", f"unknown admin command {name!r}")
+            if not isinstance(args, dict):
+                raise ScbError("bad_request", "admin args must be a JSON object")
             result = await handler(self.agent, **args)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             error = ScbError("bad_request", "an admin request is one line of JSON")
             return _failure(request_id, error), False
         except TypeError as exc:

@@ -800,6 +800,160 @@ def test_a_token_is_single_use(lab):
     assert reused
 
 
+# Revocation by a host that cannot prove the key. -----------------------------
+
+
+def issued_serial(lab: Lab) -> str:
+    last = lab.issue()
+    assert last["type"] == "certificate", last
+    return last["serial"]
+
+
+REVOKES = {
+    "unknown_serial": (
+        {"serial": "BEEF", "reason": "superseded"},
+        "bad_request",
+        "no certificate with serial BEEF",
+    ),
+    "serial_not_hex": (
+        {"serial": "xyz", "reason": "superseded"},
+        "bad_request",
+        "field 'serial' must be 1 to 40 hex digits, not 'xyz'",
+    ),
+    "serial_41_digits": (
+        {"serial": "1" * 41, "reason": "superseded"},
+        "bad_request",
+        "field 'serial' must be 1 to 40 hex digits",
+    ),
+    "reason_unknown": (
+        {"serial": "BEEF", "reason": "because"},
+        "bad_request",
+        "because",
+    ),
+    "reason_number": (
+        {"serial": "BEEF", "reason": 4},
+        "bad_request",
+        "field 'reason' must be an RFC 5280 reason name, not 4",
+    ),
+    "protocol_2": (
+        {"serial": "BEEF", "reason": "superseded", "protocol": 2},
+        "unsupported_protocol",
+        "version 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("fields, code, words", REVOKES.values(), ids=REVOKES.keys())
+def test_a_bad_revoke_gets_its_exact_error(lab, fields, code, words):
+    with lab.wire() as wire:
+        wire.send(message(**{"type": "revoke", "protocol": 1, **fields}))
+        assert_error(wire.receive(), code, words)
+
+
+def test_a_revocation_reason_only_the_operator_may_give_is_refused(lab):
+    serial = issued_serial(lab)
+    with lab.wire() as wire:
+        wire.send(
+            message(type="revoke", protocol=1, serial=serial, reason="cACompromise")
+        )
+        assert_error(wire.receive(), "bad_request", "for the CA's operator to give")
+
+
+def revoke_until_nonce(lab: Lab, wire: Wire) -> str:
+    serial = issued_serial(lab)
+    wire.send(message(type="revoke", protocol=1, serial=serial, reason="superseded"))
+    nonce = wire.receive()
+    assert nonce["type"] == "nonce", nonce
+    return serial
+
+
+def test_a_proof_made_with_another_key_is_denied_and_nothing_revoked(lab):
+    with lab.wire() as wire:
+        serial = revoke_until_nonce(lab, wire)
+        wire.send(message(type="proof", signature="c2lnbmVkIGJ5IG5vYm9keQ"))
+        assert_error(wire.receive(), "denied", f"key of certificate {serial}")
+    row = lab.agent.call("certificate", serial=serial)
+    assert row["status"] == "valid"
+
+
+@pytest.mark.parametrize(
+    "data, code, words",
+    [
+        (message(type="proof", signature="not base64!"), "bad_request", "signature"),
+        (message(type="ready", port=443), "bad_request", "in state 'await_proof'"),
+        (b"", "timeout", "within 2 s"),
+    ],
+    ids=["proof_not_base64", "ready_instead_of_proof", "silence"],
+)
+def test_anything_but_a_proof_after_the_nonce_is_refused(lab, data, code, words):
+    with lab.wire() as wire:
+        revoke_until_nonce(lab, wire)
+        wire.send(data)
+        assert_error(wire.receive(), code, words)
+
+
+# The admin socket: local and 0600, but the console must not crash it. ---------
+
+
+def admin_reply(lab: Lab, line: bytes) -> dict | None:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(str(lab.agent.admin_socket))
+        try:
+            sock.sendall(line)
+        except OSError:
+            return None  # the agent hung up before we finished: refused
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+    return json.loads(data)
+
+
+ADMIN = {
+    "not_json": (b"not json\n", "an admin request is one line of JSON"),
+    "not_utf8": (b"\xff\xfe\n", "an admin request is one line of JSON"),
+    "array": (b"[1]\n", "an admin request is a JSON object"),
+    "nested_100k": (
+        b"[" * 100000 + b"]" * 100000 + b"\n",
+        "an admin request is one line of JSON",
+    ),
+    "unknown_command": (b'{"command": "nope"}\n', "unknown admin command 'nope'"),
+    "args_not_object": (
+        b'{"command": "status", "args": [1]}\n',
+        "admin args must be a JSON object",
+    ),
+    "unknown_argument": (
+        b'{"command": "certificates", "args": {"bogus": 1}}\n',
+        "unexpected keyword argument 'bogus'",
+    ),
+    "limit_not_a_number": (
+        b'{"command": "audit", "args": {"limit": "1; DROP TABLE audit"}}\n',
+        "must be a positive integer",
+    ),
+    "serial_not_hex": (
+        b'{"command": "certificate", "args": {"serial": "zz"}}\n',
+        "serial 'zz' is not hexadecimal",
+    ),
+}
+
+
+@pytest.mark.parametrize("line, words", ADMIN.values(), ids=ADMIN.keys())
+def test_a_bad_admin_line_gets_an_error_reply(lab, line, words):
+    reply = admin_reply(lab, line)
+
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"]["code"] == "bad_request"
+    assert words in reply["error"]["message"]
+
+
+def test_an_admin_line_over_a_mebibyte_is_dropped(lab):
+    assert admin_reply(lab, b"x" * (2 << 20)) is None
+    assert admin_reply(lab, b'{"command": "status"}\n')["ok"] is True
+
+
 # The store after all of the above. -------------------------------------------
 
 
