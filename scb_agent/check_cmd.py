@@ -111,9 +111,15 @@ def _tables(db) -> set[str]:
 
 def _schema(db) -> Iterator[str]:
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version != len(MIGRATIONS):
+    if version < len(MIGRATIONS):
         yield (
-            f"schema version is {version}; this SCB writes version {len(MIGRATIONS)}"
+            f"schema version is {version}; this SCB writes version "
+            f"{len(MIGRATIONS)} (the agent migrates the store when it starts)"
+        )
+    elif version > len(MIGRATIONS):
+        yield (
+            f"schema version is {version}; this SCB writes version "
+            f"{len(MIGRATIONS)}: a newer SCB wrote this store"
         )
 
     for (line,) in db.execute("PRAGMA integrity_check"):
