@@ -17,7 +17,12 @@ from scb_core.ca import issue_leaf
 from scb_core.dns import check_caa, resolve_addresses
 from scb_core.errors import ScbError
 from scb_core.keys import thumbprint
-from scb_core.policy import check_address, check_challenge_port, check_csr
+from scb_core.policy import (
+    check_address,
+    check_challenge_port,
+    check_csr,
+    requested_names,
+)
 from scb_core.protocol import CertificateRequested, Ready
 from scb_core.store import CertificateRow, format_serial
 
@@ -52,7 +57,12 @@ class Issuance:
         self.deadline = deadline
         guard = self.agent.guard
         guard.admit_request(self.peer)
-        spec = check_csr(request.csr_pem, request.validity_days, self.agent.policy)
+        try:
+            spec = check_csr(request.csr_pem, request.validity_days, self.agent.policy)
+        except ScbError:
+            # The store and the log say what was asked for, even when refused.
+            self.names = requested_names(request.csr_pem)
+            raise
         self.names = spec.names
         guard.check_names(spec.names)
 

@@ -183,6 +183,28 @@ def check_csr(csr_pem: str, validity_days: int | None, policy: Policy) -> LeafSp
     )
 
 
+def requested_names(csr_pem: str, limit: int = 100) -> list[str]:
+    """The names a CSR asks for, to record with its refusal; never raises.
+
+    Names that are not valid DNS names are kept quoted and cut short, so
+    nothing hostile reaches a log line or the console unescaped.
+    """
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        asked = san.value.get_values_for_type(x509.DNSName)
+    except Exception:  # whatever made the CSR unusable is already the error
+        return []
+
+    names = []
+    for name in asked[:limit]:
+        try:
+            names.append(normalize_name(name))
+        except ScbError:
+            names.append(shown(name, 40))
+    return names
+
+
 def _csr_dns_names(csr: x509.CertificateSigningRequest) -> list[str]:
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)

@@ -345,27 +345,40 @@ def rsa_1024_csr(names: list[str]) -> str:
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
+# case: (CSR builder, code, word in the message, names the store records)
 REFUSED_CSRS = {
-    "bad_signature": (lambda: tampered_csr(["forged.home.arpa"]), "bad_csr", ""),
-    "not_pem": (lambda: "not a CSR", "bad_csr", "PEM"),
+    "bad_signature": (
+        lambda: tampered_csr(["forged.home.arpa"]),
+        "bad_csr",
+        "signature",
+        ["forged.home.arpa"],
+    ),
+    "not_pem": (lambda: "not a CSR", "bad_csr", "PEM", []),
     "wildcard": (
         lambda: make_csr(["*.home.arpa"])[0],
         "policy_denied",
         "*.home.arpa",
+        ["'*.home.arpa'"],
     ),
     "outside_domains": (
         lambda: make_csr(["svc.example.com"])[0],
         "policy_denied",
         "svc.example.com",
+        ["svc.example.com"],
     ),
-    "rsa_1024": (lambda: rsa_1024_csr(["small.home.arpa"]), "policy_denied", "1024"),
-    "no_names": (lambda: make_csr([])[0], "bad_csr", "subjectAltName"),
+    "rsa_1024": (
+        lambda: rsa_1024_csr(["small.home.arpa"]),
+        "policy_denied",
+        "1024",
+        ["small.home.arpa"],
+    ),
+    "no_names": (lambda: make_csr([])[0], "bad_csr", "subjectAltName", []),
 }
 
 
 @pytest.mark.parametrize("case", REFUSED_CSRS)
 def test_refused_csr_gets_its_code_before_any_challenge(lab, case):
-    build, code, named = REFUSED_CSRS[case]
+    build, code, named, recorded = REFUSED_CSRS[case]
     for name in ("forged.home.arpa", "small.home.arpa"):
         lab.resolve(name)
     before = lab.request_ids()
@@ -378,6 +391,7 @@ def test_refused_csr_gets_its_code_before_any_challenge(lab, case):
     assert_refused(final, code, named)
     row = assert_stored_failure(lab, before, code)
     assert [s["stage"] for s in row["stages"]] == ["received", "failed"]
+    assert row["names"] == recorded
     assert_still_issues(lab)
 
 

@@ -13,6 +13,7 @@ from scb_core.policy import (
     check_challenge_port,
     check_csr,
     normalize_name,
+    requested_names,
 )
 
 from .helpers import make_csr
@@ -162,3 +163,11 @@ def test_agent_own_address_is_refused():
 
 def test_challenge_port_outside_range_is_refused():
     assert_refused("policy_denied", "8080", check_challenge_port, 8080, POLICY)
+
+
+def test_requested_names_are_read_for_the_record_of_a_refusal():
+    csr, _ = make_csr(["SVC.Home.Arpa", "*.home.arpa", "svc.example.com"])
+
+    assert requested_names(csr) == ["svc.home.arpa", "'*.home.arpa'", "svc.example.com"]
+    assert requested_names("not a CSR") == []
+    assert requested_names(make_csr([])[0]) == []
