@@ -39,6 +39,7 @@ FIELD_BY_OID = {oid: key for key, (oid, _) in SUBJECT_FIELDS.items()}
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNRECORDABLE = re.compile(r"[^A-Za-z0-9.*_-]")
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,9 @@ def check_csr(csr_pem: str, validity_days: int | None, policy: Policy) -> LeafSp
 def requested_names(csr_pem: str, limit: int = 100) -> list[str]:
     """The names a CSR asks for, to record with its refusal; never raises.
 
-    Names that are not valid DNS names are kept quoted and cut short, so
-    nothing hostile reaches a log line or the console unescaped.
+    A name that is not a valid DNS name keeps only letters, digits and
+    ``. * _ -`` (anything else becomes ``?``), cut to 40 characters: nothing
+    hostile reaches a log line, a terminal or the console's markup.
     """
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode())
@@ -201,7 +203,7 @@ def requested_names(csr_pem: str, limit: int = 100) -> list[str]:
         try:
             names.append(normalize_name(name))
         except ScbError:
-            names.append(shown(name, 40))
+            names.append(_UNRECORDABLE.sub("?", name[:40]))
     return names
 
 

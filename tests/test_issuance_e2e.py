@@ -358,7 +358,7 @@ REFUSED_CSRS = {
         lambda: make_csr(["*.home.arpa"])[0],
         "policy_denied",
         "*.home.arpa",
-        ["'*.home.arpa'"],
+        ["*.home.arpa"],
     ),
     "outside_domains": (
         lambda: make_csr(["svc.example.com"])[0],
