@@ -1,5 +1,6 @@
 """Screen 5: the append-only audit log, newest first, filterable."""
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -88,7 +89,10 @@ class AuditScreen(AgentScreen):
                 # Narrow: who and what in one column, most telling part first.
                 subject = [row.get("names"), row.get("peer"), detail]
                 detail = " · ".join(part for part in subject if part)
-            table.add_row(*cells, shorten(detail, self.widths[-1]), key=str(row["id"]))
+            # Text, not str: a DataTable reads str as markup, and a detail
+            # quotes whatever a client sent ("[/x]" would crash the console).
+            detail_cell = Text(shorten(detail, self.widths[-1]))
+            table.add_row(*cells, detail_cell, key=str(row["id"]))
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()
