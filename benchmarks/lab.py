@@ -88,7 +88,9 @@ def dirs_env(root: Path) -> dict:
 class Lab:
     """`with Lab() as lab:` a running agent for NAME, gone afterwards."""
 
-    def __init__(self) -> None:
+    def __init__(self, prepare=None) -> None:
+        # prepare(lab) runs between `init` and `serve`: to fill the store, say.
+        self.prepare = prepare
         self.root = Path(tempfile.mkdtemp(prefix="scb-bench-"))
         self.env = dirs_env(self.root / "ca")
         self.port = free_port()
@@ -100,6 +102,8 @@ class Lab:
         try:
             dns_port = self._start_dns()
             self._init_ca(dns_port)
+            if self.prepare is not None:
+                self.prepare(self)
             self._start_agent()
         except BaseException:
             self.close()
@@ -112,6 +116,10 @@ class Lab:
     @property
     def ca_dir(self) -> Path:
         return self.root / "ca" / "state" / "ca"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "ca" / "state"
 
     @property
     def root_pem(self) -> str:
