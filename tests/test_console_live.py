@@ -106,13 +106,11 @@ async def awaiting_approval(pilot, lab, name: str) -> tuple[dict, subprocess.Pop
     process = start_request(lab, name)
     screen = pilot.app.screen
 
-    request = await wait_until(
-        pilot,
-        f"{name} to await approval",
-        lambda: (r := request_named(screen, name))
-        and r["stage"] == "awaiting_approval"
-        and r,
-    )
+    def waiting() -> dict | None:
+        request = request_named(screen, name)
+        return request if request and request["stage"] == "awaiting_approval" else None
+
+    request = await wait_until(pilot, f"{name} to await approval", waiting)
     return request, process
 
 
@@ -126,12 +124,14 @@ async def test_request_arrives_live_moves_through_stages_and_is_approved(lab):
 
         table = screen.query_one("#requests", DataTable)
         await select_row(pilot, table, request["id"])
-        detail = await wait_until(
+        await wait_until(
             pilot,
             "the request's stages in the detail panel",
-            lambda: "awaiting approval" in (text := _detail_text(screen)) and text,
+            lambda: "awaiting approval" in _detail_text(screen),
         )
-        assert "resolving" in detail and "connecting" in detail
+        detail = _detail_text(screen)
+        assert "received" in detail and "resolving" in detail
+        assert detail.index("resolving") < detail.index("connecting")
 
         await pilot.press("a")  # approve the selected request
         await pilot.press("y")  # yes, approve it
