@@ -100,7 +100,8 @@ class BansScreen(AgentScreen):
             if yes:
                 self.lift(ban)
 
-        self.app.push_screen(ConfirmScreen("Lift ban", question, "Lift"), decided)
+        confirm = ConfirmScreen("Lift ban", question, "Lift", "warning")
+        self.app.push_screen(confirm, decided)
 
     def action_add(self) -> None:
         def filled(fields: dict | None) -> None:

@@ -13,18 +13,20 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),
     ]
 
-    def __init__(self, title: str, question: str, yes: str = "Yes"):
+    def __init__(self, title: str, question: str, yes: str = "Yes", variant="error"):
+        """`variant` colours the yes button: red for what cannot be undone."""
         super().__init__()
         self.title_text = title
         self.question = question
         self.yes = yes
+        self.variant = variant
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.question, classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button(f"{self.yes} (y)", variant=self.variant, id="yes")
                 yield Button("Cancel (n)", id="no")
 
     def on_mount(self) -> None:

@@ -110,7 +110,7 @@ class RequestsScreen(AgentScreen):
                 self.approve(request["id"])
 
         self.app.push_screen(
-            ConfirmScreen("Approve request", question, "Approve"), decided
+            ConfirmScreen("Approve request", question, "Approve", "success"), decided
         )
 
     def action_deny(self) -> None:
@@ -230,10 +230,10 @@ def _detail(request: dict) -> Text:
     text.append("\n")
     for index, stage in enumerate(request.get("stages", [])):
         if index:
-            text.append(" → ")
+            text.append("→ ", style="dim")
         text.append_text(stage_text(stage["stage"]))
         text.append(" ")
-        text.append(clock(stage["at"]), style="dim")
+        text.append(clock(stage["at"]) + " ", style="dim")
     if request.get("error_code"):
         text.append(f"\n{request['error_code']}: ", style="bold red")
         text.append(request.get("error_message") or "")
