@@ -1,4 +1,7 @@
-"""The console's keys: every action in the palette, remappable ids, ? and q."""
+"""The console's keys: every action in the palette, remappable ids, ? and q;
+and a stuck agent call never holds them up."""
+
+import asyncio
 
 from textual.binding import Binding
 
@@ -80,3 +83,30 @@ async def test_q_quits():
         await pilot.pause()
         assert app.return_code == 0
         assert not app.is_running
+
+
+class StuckAgentLink(FakeAgentLink):
+    """Answers `status` and the feed, but never a certificates listing."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked = asyncio.Event()
+
+    async def call(self, name: str, **args):
+        if name == "certificates":
+            self.asked.set()
+            await asyncio.Event().wait()  # an agent stuck on a huge listing
+        return await super().call(name, **args)
+
+
+async def test_a_stuck_agent_call_never_freezes_the_console():
+    link = StuckAgentLink()
+    app = ConsoleApp(link)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")  # go to Certificates: its listing never comes
+        await asyncio.wait_for(link.asked.wait(), 10)
+
+        await pilot.press("4")  # the keys still work: go to Bans
+        await pilot.pause()
+        assert app.screen.SECTION == "bans"
+        assert app.screen.query_one("#bans").row_count == len(link._bans())
