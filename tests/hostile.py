@@ -5,37 +5,23 @@ load and crash tests can send what a polite client never would and check
 the agent against DESIGN's wire format itself.
 """
 
-import base64
-import hashlib
 import json
 import os
 import socket
 import ssl
-import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
+from tests import jasc_wire
 from tests.helpers import make_csr
+from tests.jasc_wire import frame, key_authorization
 
 TIMEOUT = 30.0  # a failsafe for a hung test, never an assertion about speed
 
 
-def frame(body: bytes, length: int | None = None) -> bytes:
-    """A frame around `body`; `length` lies about its size when given."""
-    return struct.pack(">I", len(body) if length is None else length) + body
-
-
 def message(**fields) -> bytes:
     return frame(json.dumps(fields).encode())
-
-
-def key_authorization(token: str, public_key) -> bytes:
-    spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    thumb = base64.urlsafe_b64encode(hashlib.sha256(spki).digest()).rstrip(b"=")
-    return token.encode() + b"." + thumb
 
 
 def client_context(root_pem: Path) -> ssl.SSLContext:
@@ -44,8 +30,9 @@ def client_context(root_pem: Path) -> ssl.SSLContext:
     return context
 
 
-class Wire:
-    """One TLS connection to the agent, and the frames on it."""
+class Wire(jasc_wire.Wire):
+    """jasc_wire's connection, from a chosen loopback source, sending raw bytes
+    (a hostile test lies about frames) and noting every token it is given."""
 
     def __init__(self, port: int, root_pem: Path, source: str = "127.0.0.1"):
         raw = socket.create_connection(
@@ -56,26 +43,12 @@ class Wire:
         )
         self.tokens: list[str] = []
 
-    def __enter__(self) -> "Wire":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.sock.close()
-
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        self.send_raw(data)
 
     def receive(self) -> dict | None:
-        """The next message, or None once the agent has closed."""
-        header = self._exactly(4)
-        if header is None:
-            return None
-        (length,) = struct.unpack(">I", header)
-        assert 1 <= length <= 65536, f"the agent sent a frame of {length} bytes"
-        body = self._exactly(length)
-        assert body is not None, "the agent closed mid-frame"
-        received = json.loads(body.decode("utf-8"))
-        if received.get("type") == "challenge":
+        received = super().receive()
+        if received is not None and received["type"] == "challenge":
             self.tokens.append(received["token"])
         return received
 
@@ -87,18 +60,6 @@ class Wire:
             if received["type"] != "status":
                 assert self.receive() is None, "the agent spoke after its last word"
                 return received
-
-    def _exactly(self, size: int) -> bytes | None:
-        data = b""
-        while len(data) < size:
-            try:
-                chunk = self.sock.recv(size - len(data))
-            except (ConnectionResetError, ssl.SSLError):
-                chunk = b""
-            if not chunk:
-                return None
-            data += chunk
-        return data
 
 
 class Peer:

@@ -92,7 +92,7 @@ class Wire:
         while len(data) < size:
             try:
                 chunk = self.sock.recv(size - len(data))
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 chunk = b""
             if not chunk:
                 return None
