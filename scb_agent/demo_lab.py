@@ -85,13 +85,19 @@ class DnsThread:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     @property
+    def records(self) -> dict[str, list[str]]:
+        """The responder's records, which stay mutable while it runs."""
+        return self.responder.records
+
+    @property
     def address(self) -> str:
         host, port = self.responder.address
         return f"{host}:{port}"
 
-    def start(self) -> None:
+    def start(self) -> "DnsThread":
         self._thread.start()
         self._call(self.responder.start())
+        return self
 
     def stop(self) -> None:
         if not self._thread.is_alive():

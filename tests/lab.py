@@ -12,12 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from scb_agent.admin_client import AdminClient
-from scb_agent.dns_responder import DnsResponder
+from scb_agent.demo_lab import DnsThread  # noqa: F401  (the tests take it from here)
 
 # Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default).
 # A port from that range can be handed to any outgoing connection on the
@@ -43,34 +42,6 @@ def _bindable(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-class DnsThread:
-    """DnsResponder on its own event loop in a thread; `records` stay mutable."""
-
-    def __init__(self, records: dict[str, list[str]]):
-        self.responder = DnsResponder(records)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    @property
-    def records(self) -> dict:
-        return self.responder.records
-
-    @property
-    def address(self) -> str:
-        host, port = self.responder.address
-        return f"{host}:{port}"
-
-    def start(self) -> "DnsThread":
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.responder.start(), self._loop).result(5)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.responder.stop(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
 
 def run_scb(env: dict, *args: str, timeout: float = 60, check: bool = False):
