@@ -22,6 +22,7 @@ from cryptography import x509
 
 from scb_core.errors import ConfigError, ScbError
 from scb_core.keys import load_private_key
+from scb_core.store import format_serial
 
 from .cli import DEFAULT_CHALLENGE_PORT
 from .client import verify_chain
@@ -139,7 +140,7 @@ class Demo:
         leaf = chain[0]
         return (
             f"fullchain.pem verifies against the pinned root for {NAME}; "
-            f"serial {leaf.serial_number:X}, issued by "
+            f"serial {format_serial(leaf.serial_number)}, issued by "
             f"{leaf.issuer.rfc4514_string()}"
         )
 
