@@ -2,8 +2,8 @@
 
 The certifier must see what the operator's resolvers say, not what the host's
 /etc/resolv.conf says, and lab resolvers often listen on ports other than 53.
-So every query goes straight to a configured resolver through dnspython's
-low-level async API, and every answer is judged here: its rcode, the AD flag
+So every query goes straight to a configured resolver (dns_exchange.py, over
+dnspython's wire format), and every answer is judged here: its rcode, the AD flag
 when DNSSEC is required, and whether all resolvers agree.
 
 Each query gets one deadline covering the UDP attempt and any TCP retry after
@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import re
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -25,6 +24,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from scb_core.dns_exchange import exchange
 from scb_core.errors import ScbError
 
 logger = logging.getLogger(__name__)
@@ -210,21 +210,13 @@ async def _ask(
 
     Only NOERROR and NXDOMAIN come back; anything else raises dns_failed.
     """
-    query = dns.message.make_query(qname, rdtype, want_dnssec=dnssec)
-    if dnssec:
-        # RFC 6840 5.7: the AD bit in a query asks for AD in the answer.
-        query.flags |= dns.flags.AD
-    ip, port = resolver
-
     try:
         async with asyncio.timeout(timeout):
-            response, _ = await dns.asyncquery.udp_with_fallback(
-                query, ip, port=port, ignore_unexpected=True, ignore_errors=True
-            )
+            response = await exchange(qname, rdtype, resolver, dnssec)
         rcode = response.rcode()
         rrset = None
         if rcode == dns.rcode.NOERROR:
-            rrset = response.resolve_chaining().answer
+            rrset = _answer_after_cnames(response)
     except TimeoutError:
         raise ScbError(
             "dns_failed",
@@ -247,6 +239,34 @@ async def _ask(
             "DNSSEC-authenticated (no AD)",
         )
     return rcode, rrset
+
+
+def _answer_after_cnames(response) -> dns.rrset.RRset | None:
+    """The RRset answering the question, following CNAMEs as resolvers do.
+
+    What dnspython's resolve_chaining().answer gives, without the negative
+    TTL it then works out by climbing the authority section name by name: an
+    AAAA question for a v4-only host paid that on every issuance, for a TTL
+    nobody reads.
+    """
+    if len(response.question) != 1:
+        raise dns.exception.FormError("the answer does not hold one question")
+    question = response.question[0]
+    rrsets = {}
+    for rrset in response.answer:
+        key = (rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers)
+        rrsets.setdefault(key, rrset)
+
+    name, rdclass, none = question.name, question.rdclass, dns.rdatatype.NONE
+    for _ in range(dns.message.MAX_CHAIN):
+        answer = rrsets.get((name, rdclass, question.rdtype, none))
+        if answer is not None:
+            return answer
+        cname = rrsets.get((name, rdclass, dns.rdatatype.CNAME, none))
+        if cname is None:
+            return None
+        name = cname[0].target
+    raise dns.message.ChainTooLong()
 
 
 def _raise_first_failure(results: list) -> None:

@@ -12,7 +12,10 @@ import time
 from ipaddress import ip_address
 
 import dns.message
+import dns.name
 import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import pytest
 
 from scb_agent.dns_responder import DnsResponder
@@ -200,6 +203,64 @@ async def test_require_dnssec_accepts_answer_with_ad():
             "v4.home.arpa", [server.address], require_dnssec=True
         )
     assert found == ips("10.0.0.4")
+
+
+class Forger(asyncio.DatagramProtocol):
+    """Answers each query twice: first forged (`forge` spoils it), then truly."""
+
+    def __init__(self, forge):
+        self.forge = forge
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        query = dns.message.from_wire(data)
+        forged = dns.message.make_response(query)
+        forged.answer.append(
+            dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "10.6.6.6")
+        )
+        self.forge(forged)
+        self.transport.sendto(forged.to_wire(), addr)
+        true = dns.message.make_response(query)
+        if query.question[0].rdtype == dns.rdatatype.A:
+            true.answer.append(
+                dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "10.0.0.4")
+            )
+        self.transport.sendto(true.to_wire(), addr)
+
+
+def other_id(message):
+    message.id ^= 1
+
+
+def other_question(message):
+    message.question = [
+        dns.rrset.RRset(dns.name.from_text("evil.home.arpa"), 1, dns.rdatatype.A)
+    ]
+
+
+@pytest.mark.parametrize("forge", [other_id, other_question])
+async def test_reply_not_answering_our_query_is_ignored(forge):
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: Forger(forge), local_addr=("127.0.0.1", 0)
+    )
+    try:
+        found = await resolve_addresses(
+            "v4.home.arpa", [transport.get_extra_info("sockname")], timeout=2
+        )
+    finally:
+        transport.close()
+    assert found == ips("10.0.0.4")
+
+
+async def test_cname_loop_fails_instead_of_spinning(responder):
+    responder.cnames["loop.home.arpa"] = "pool.home.arpa"
+    responder.cnames["pool.home.arpa"] = "loop.home.arpa"
+    await assert_fails(
+        "dns_failed", resolve_addresses("loop.home.arpa", [responder.address])
+    )
 
 
 async def test_garbage_does_not_stop_the_responder(responder):
