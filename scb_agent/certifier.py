@@ -51,6 +51,8 @@ class Conversation:
         `patient` waits without a clock, while the request's own deadline
         runs.
         """
+        if self._events:  # already here: no clock to start, nothing to wait for
+            return self._events.popleft()
         limit = None if patient else self.message_timeout
         try:
             async with asyncio.timeout(limit):

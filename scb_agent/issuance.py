@@ -44,6 +44,7 @@ class Issuance:
         self.peer = peer
         self.request_id = secrets.token_hex(8)
         self.names: list[str] = []
+        self._stored_names: list[str] = []  # what the request row says so far
         self.validating = False  # in a stage whose failure counts against limits
 
     async def run(
@@ -122,9 +123,13 @@ class Issuance:
         at = time.time()
         request_id, peer, names = self.request_id, self.peer, list(self.names)
         self.validating = stage in ("resolving", "connecting")
+        # The names are known from the first stage on: write them once.
+        new_names = names != self._stored_names
+        self._stored_names = names
 
         def record(store):
-            store.set_request_names(request_id, names)
+            if new_names:
+                store.set_request_names(request_id, names)
             store.add_stage(request_id, stage, at)
             store.audit(
                 "stage",
