@@ -26,6 +26,14 @@ from .revocation import revoke_with_proof
 logger = logging.getLogger(__name__)
 
 READ_SIZE = MAX_FRAME + 4
+# After a framing error the client may still be sending the frame it declared
+# too long. The agent reads and drops those bytes for a moment: closing with
+# unread bytes makes the kernel send a reset, which can wipe the error from the
+# client's receive buffer before it reads it (nginx's lingering_close, bounded
+# the same way: while bytes keep coming, for a second and a mebibyte at most).
+LINGER_SECONDS = 1.0
+LINGER_IDLE = 0.25
+LINGER_BYTES = 1 << 20
 STOPPED_BEFORE_DECISION = "the agent stopped before an operator decided; ask again"
 
 
@@ -127,6 +135,8 @@ class Certifier:
         except ScbError as error:
             logger.info("peer %s: %s", peer, error)
             self._send_error(conversation, error)
+            if error.code == "bad_frame":
+                await _linger(reader)
         except Exception:
             logger.exception("internal error serving %s", peer)
             self._send_error(conversation, ScbError("internal", "internal error"))
@@ -202,6 +212,21 @@ class Certifier:
 
 def _hung_up() -> ScbError:
     return ScbError("bad_request", "the client closed the connection mid-request")
+
+
+async def _linger(reader) -> None:
+    """Drop the client's unread bytes for a moment, so the error reaches it."""
+    dropped = 0
+    try:
+        async with asyncio.timeout(LINGER_SECONDS):
+            while dropped < LINGER_BYTES:
+                async with asyncio.timeout(LINGER_IDLE):
+                    data = await reader.read(READ_SIZE)
+                if not data:
+                    return
+                dropped += len(data)
+    except (TimeoutError, OSError, ConnectionError):
+        pass
 
 
 async def _close(writer) -> None:
