@@ -11,8 +11,9 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from scb_core.errors import ScbError
+from scb_core.errors import ConfigError, ScbError
 from scb_core.keys import PublicKey
+from scb_core.paths import Paths
 from scb_core.protocol import (
     MAX_FRAME,
     CertificateIssued,
@@ -29,6 +30,16 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0
 MESSAGE_TIMEOUT = 150.0  # the server's whole-request budget, plus slack
+
+
+def read_pinned_root(paths: Paths) -> str:
+    """The root PEM that `bootstrap` pinned, which every later call trusts."""
+    try:
+        return paths.pinned_root.read_text()
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"no pinned root at {paths.pinned_root}: run `scb-agent bootstrap` first"
+        ) from exc
 
 
 @functools.lru_cache(maxsize=8)

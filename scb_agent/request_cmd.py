@@ -31,7 +31,7 @@ from scb_core.paths import Paths
 from scb_core.policy import normalize_name
 
 from .cli import DEFAULT_CHALLENGE_PORT, EXIT_FAILED
-from .client import obtain_certificate, verify_chain
+from .client import obtain_certificate, read_pinned_root, verify_chain
 from .hooks import checked_timeout, run_deploy_hooks
 from .lineage import Lineage, RenewalSettings, group_id
 
@@ -84,7 +84,7 @@ def issue_lineage(
     With `keep` false (a dry run) the whole protocol runs and the chain is
     verified, but nothing is written. `fresh_key` overrides `reuse_key`.
     """
-    root_pem = _pinned_root(paths)
+    root_pem = read_pinned_root(paths)
     try:
         server = parse_host_port(settings.server)
         subject = parse_subject(settings.subject)
@@ -140,15 +140,6 @@ def _lineage_key(
             "reuse_key = true and the live key is another type"
         )
     return key
-
-
-def _pinned_root(paths: Paths) -> str:
-    try:
-        return paths.pinned_root.read_text()
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"no pinned root at {paths.pinned_root}: run `scb-agent bootstrap` first"
-        ) from exc
 
 
 def _checked_name(name: str) -> str:

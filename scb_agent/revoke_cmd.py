@@ -21,7 +21,7 @@ from scb_core.proof import sign_proof
 from scb_core.protocol import CertificateRevoked, NonceIssued
 from scb_core.store import format_serial
 
-from .client import CONNECT_TIMEOUT, connect
+from .client import CONNECT_TIMEOUT, connect, read_pinned_root
 from .lineage import Lineage
 
 
@@ -35,7 +35,7 @@ def run_revoke(args, paths: Paths) -> int:
         raise ConfigError(str(exc)) from exc
     cert_path, key_path = _files(args.target, args.key, paths.config_dir)
     cert, key = _load_pair(cert_path, key_path)
-    root_pem = _pinned_root(paths)
+    root_pem = read_pinned_root(paths)
 
     serial = format_serial(cert.serial_number)
     revoked = asyncio.run(revoke_own_certificate(server, root_pem, serial, reason, key))
@@ -98,12 +98,3 @@ def _load_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, Priva
     if key.public_key() != cert.public_key():
         raise ConfigError(f"{key_path} is not the key of {cert_path}")
     return cert, key
-
-
-def _pinned_root(paths: Paths) -> str:
-    try:
-        return paths.pinned_root.read_text()
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"no pinned root at {paths.pinned_root}: run `scb-agent bootstrap` first"
-        ) from exc
