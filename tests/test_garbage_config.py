@@ -137,6 +137,13 @@ def test_request_names_the_garbage_flag(host, flags, words):
     assert_one_line_naming(result, *words)
 
 
+def test_a_request_from_a_host_never_bootstrapped_says_to_bootstrap(tmp_path):
+    env = dirs_env(tmp_path)
+    result = run_scb(env, "request", "a.home.arpa", "--server", "127.0.0.1:8443")
+
+    assert_one_line_naming(result, "no pinned root", "scb-agent bootstrap")
+
+
 RENEW_GARBAGE = {
     "--days word": (["--days", "x"], "--days", "'x'"),
     "--days -1": (["--days", "-1"], "--days -1"),
