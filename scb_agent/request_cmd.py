@@ -33,7 +33,7 @@ from scb_core.policy import normalize_name
 from .cli import DEFAULT_CHALLENGE_PORT, EXIT_FAILED
 from .client import obtain_certificate, read_pinned_root, verify_chain
 from .hooks import checked_timeout, run_deploy_hooks
-from .lineage import Lineage, RenewalSettings, group_id
+from .lineage import Lineage, RenewalSettings, group_id, make_dirs
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def _checked_validity(days: int | None) -> int:
 def _writable_dir(base: Path) -> Path:
     """Find out now, not after the CA has signed, that the files have a home."""
     try:
-        base.mkdir(parents=True, exist_ok=True)
+        make_dirs(base)
     except OSError as exc:
         raise ConfigError(
             f"{base}: cannot hold the certificate files: {exc.strerror}"

@@ -16,6 +16,7 @@ import pytest
 from cryptography import x509
 
 from scb_agent.lineage import Lineage, RenewalSettings, all_lineages
+from scb_agent.request_cmd import _writable_dir
 from scb_core.ca import LeafSpec, issue_leaf
 from scb_core.errors import ConfigError
 from scb_core.keys import generate_key, load_private_key, private_key_pem, spki_der
@@ -91,6 +92,18 @@ def test_keys_are_private_and_certificates_readable(tmp_path, authority):
     key_mode = stat.S_IMODE((lineage.archive_dir / "privkey1.pem").stat().st_mode)
     cert_mode = stat.S_IMODE((lineage.archive_dir / "cert1.pem").stat().st_mode)
     assert (key_mode, cert_mode) == (0o600, 0o644)
+
+
+def test_the_out_dir_request_creates_is_0755_even_under_umask_077(tmp_path):
+    out = tmp_path / "certs" / "scb"
+    umask = os.umask(0o077)
+    try:
+        _writable_dir(out)
+    finally:
+        os.umask(umask)
+
+    modes = [stat.S_IMODE(d.stat().st_mode) for d in (out.parent, out)]
+    assert modes == [0o755, 0o755]
 
 
 def test_the_key_group_reads_the_key_through_live_even_under_umask_077(authority):
