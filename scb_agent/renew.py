@@ -123,9 +123,10 @@ def renew_lineage(
     """Renew one lineage if it is due; never raises for the lineage's faults."""
     try:
         settings = lineage.load_settings()
-        reason = _reason(lineage, now, options.days, crls)
+        reason, cert = _reason(lineage, now, options.days, crls)
         if not (reason or options.force or options.dry_run):
-            return Outcome(lineage.name, "not due", _days_left(lineage, now))
+            left = cert.not_valid_after_utc - now
+            return Outcome(lineage.name, "not due", f"{left.days} days left")
 
         why = reason or ("dry run" if options.dry_run else "forced")
         print(f"{lineage.name}: renewing ({why})", flush=True)
@@ -149,24 +150,22 @@ def renew_lineage(
     return Outcome(lineage.name, "renewed", detail, failures)
 
 
-def _reason(lineage: Lineage, now: dt.datetime, days: int, crls: CrlCache) -> str:
+def _reason(
+    lineage: Lineage, now: dt.datetime, days: int, crls: CrlCache
+) -> tuple[str, x509.Certificate | None]:
+    """Why the lineage is due ("" when it is not), and its live certificate."""
     try:
         cert = lineage.live_certificate()
         chain = lineage.live_chain()
     except FileNotFoundError as exc:
-        return f"no live {Path(exc.filename or 'cert.pem').name}"
+        return f"no live {Path(exc.filename or 'cert.pem').name}", None
     except (OSError, ValueError) as exc:
         # Renewing replaces the unreadable file, which is what it needs.
-        return f"live certificate cannot be read ({exc})"
+        return f"live certificate cannot be read ({exc})", None
 
     if crls.revocation(cert, chain[0] if chain else crls.root) == "revoked":
-        return REVOKED
-    return due_reason(cert, now, days)
-
-
-def _days_left(lineage: Lineage, now: dt.datetime) -> str:
-    left = lineage.live_certificate().not_valid_after_utc - now
-    return f"{left.days} days left"
+        return REVOKED, cert
+    return due_reason(cert, now, days), cert
 
 
 def _issued(issuance: Issuance) -> str:
