@@ -13,13 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 import tomli_w
 
+from scb_agent.demo_lab import AgentProcess, Side, free_port
 from scb_core.config import Limits
 
 HERE = Path(__file__).resolve().parent
@@ -32,14 +32,7 @@ EPHEMERAL_START = int(
     Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]
 )
 UNLIMITED = 1_000_000_000
-AGENT_COMMAND = [sys.executable, "-m", "scb_agent.cli", "serve"]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of utime and stime
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def challenge_ports(count: int) -> list[int]:
@@ -62,29 +55,6 @@ def challenge_ports(count: int) -> list[int]:
     raise RuntimeError(f"no {count} free ports on {HOST_ADDRESS}")
 
 
-def scb(env: dict, *args: str) -> str:
-    """Run one `scb-agent` command to completion; its stdout."""
-    result = subprocess.run(
-        [sys.executable, "-m", "scb_agent.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"scb-agent {args[0]} failed: {result.stderr}")
-    return result.stdout
-
-
-def dirs_env(root: Path) -> dict:
-    return dict(
-        os.environ,
-        SCB_CONFIG_DIR=str(root / "config"),
-        SCB_STATE_DIR=str(root / "state"),
-    )
-
-
 class Lab:
     """`with Lab() as lab:` a running agent for NAME, gone afterwards."""
 
@@ -92,11 +62,11 @@ class Lab:
         # prepare(lab) runs between `init` and `serve`: to fill the store, say.
         self.prepare = prepare
         self.root = Path(tempfile.mkdtemp(prefix="scb-bench-"))
-        self.env = dirs_env(self.root / "ca")
+        self.ca = Side(self.root / "ca")
         self.port = free_port()
         self.server = ("127.0.0.1", self.port)
         self.dns: subprocess.Popen | None = None
-        self.agent: subprocess.Popen | None = None
+        self.agent = AgentProcess(self.ca, self.port, self.root / "agent.log")
 
     def __enter__(self) -> "Lab":
         try:
@@ -104,7 +74,7 @@ class Lab:
             self._init_ca(dns_port)
             if self.prepare is not None:
                 self.prepare(self)
-            self._start_agent()
+            self.agent.start()
         except BaseException:
             self.close()
             raise
@@ -115,11 +85,11 @@ class Lab:
 
     @property
     def ca_dir(self) -> Path:
-        return self.root / "ca" / "state" / "ca"
+        return self.ca.state_dir / "ca"
 
     @property
     def state_dir(self) -> Path:
-        return self.root / "ca" / "state"
+        return self.ca.state_dir
 
     @property
     def root_pem(self) -> str:
@@ -134,8 +104,7 @@ class Lab:
         return int(self.dns.stdout.readline())
 
     def _init_ca(self, dns_port: int) -> None:
-        scb(
-            self.env,
+        self.ca.run(
             "init",
             "--allow-domain",
             "home.arpa",
@@ -150,33 +119,22 @@ class Lab:
             "--challenge-ports",
             "1024-65535",
         )
-        config_file = self.root / "ca" / "config" / "agent.toml"
+        config_file = self.ca.config_dir / "agent.toml"
         config = tomllib.loads(config_file.read_text())
         config["limits"] = {
             f.name: UNLIMITED for f in fields(Limits) if "ban" not in f.name
         }
         config_file.write_text(tomli_w.dumps(config))
 
-    def _start_agent(self) -> None:
-        log = open(self.root / "agent.log", "w")
-        self.agent = subprocess.Popen(
-            AGENT_COMMAND,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        wait_for_port(self.port, self.agent, self.root / "agent.log")
-
     def host_env(self) -> dict:
         """Client dirs for a host, bootstrapped against the agent."""
-        host = self.root / "host"
-        env = dirs_env(host)
-        fingerprint = scb(self.env, "fingerprint").strip()
-        scb(env, "bootstrap", "--server", f"127.0.0.1:{self.port}",
-            "--fingerprint", fingerprint)
-        return env
+        host = Side(self.root / "host")
+        fingerprint = self.ca.run("fingerprint").stdout.strip()
+        host.run(
+            "bootstrap", "--server", f"127.0.0.1:{self.port}",
+            "--fingerprint", fingerprint,
+        )
+        return host.env
 
     def agent_cpu_seconds(self) -> float:
         return cpu_seconds(self.agent.pid)
@@ -185,28 +143,11 @@ class Lab:
         return rss_bytes(self.agent.pid)
 
     def close(self) -> None:
-        for process in (self.agent, self.dns):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        self.agent.stop()
+        if self.dns is not None and self.dns.poll() is None:
+            self.dns.terminate()
+            self.dns.wait(20)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the agent exited: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the agent did not start: {log.read_text()}")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -9,6 +9,7 @@ commands get points SCB_CONFIG_DIR and SCB_STATE_DIR into it.
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,30 @@ AGENT_START_SECONDS = 20
 COMMAND_SECONDS = 120
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+# Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default).
+# A port from that range can be handed to any outgoing connection on the
+# machine between our probe and the real bind; these are taken only by binds.
+_PICKED_PORTS = range(20000, 32768)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` and on every address, for a later bind."""
+    wildcard = "::" if ":" in host else "0.0.0.0"
+    for _ in range(200):
+        port = random.choice(_PICKED_PORTS)
+        if _bindable(wildcard, port) and _bindable(host, port):
+            return port
+    raise ScbError("internal", f"no free TCP port on {host} in {_PICKED_PORTS}")
+
+
+def _bindable(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_privileged_port(host: str, preferred: int) -> int | None:
@@ -111,7 +132,10 @@ class DnsThread:
 
 
 class AgentProcess:
-    """`scb-agent serve` for the CA side, its output in `log`."""
+    """`scb-agent serve` for one side, its output in `log`.
+
+    The demo, the tests' lab and the benchmarks all start the agent this way.
+    """
 
     def __init__(self, side: Side, port: int, log: Path):
         self.side = side
@@ -123,8 +147,10 @@ class AgentProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def start(self) -> None:
+    def start(self, timeout: float = AGENT_START_SECONDS) -> None:
+        """Start it and wait until it serves JASC/1 and its admin socket."""
         admin_socket = self.side.state_dir / "admin.sock"
+        admin_socket.unlink(missing_ok=True)  # left behind by a killed agent
         with open(self.log, "a") as log:
             # A session of its own: the demo, not the terminal's Ctrl-C, stops
             # it, after the demo has finished what it was doing.
@@ -136,20 +162,23 @@ class AgentProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + AGENT_START_SECONDS
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ScbError("internal", f"the agent exited; see {self.log}")
-            if admin_socket.exists() and _accepts(self.port):
+            if admin_socket.exists() and accepts(self.port):
                 return
             time.sleep(0.05)
         raise ScbError("internal", f"the agent did not start; see {self.log}")
 
-    def stop(self) -> int | None:
-        """SIGTERM, which lets it finish and commit; SIGKILL if it hangs."""
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """SIGTERM lets it finish and commit; SIGKILL if it hangs.
+
+        The exit status, or None when it never started.
+        """
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(sig)
         try:
             return self.process.wait(20)
         except subprocess.TimeoutExpired:
@@ -157,7 +186,7 @@ class AgentProcess:
             return self.process.wait()
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True

@@ -6,42 +6,19 @@ run the real `scb-agent` commands against it.
 """
 
 import asyncio
-import os
-import random
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from scb_agent.admin_client import AdminClient
-from scb_agent.demo_lab import DnsThread  # noqa: F401  (the tests take it from here)
-
-# Below Linux's ephemeral range (ip_local_port_range, 32768-60999 by default).
-# A port from that range can be handed to any outgoing connection on the
-# machine between our probe and the real bind; these are taken only by binds.
-_PICKED_PORTS = range(20000, 32768)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` and on every address, for a later bind."""
-    wildcard = "::" if ":" in host else "0.0.0.0"
-    for _ in range(200):
-        port = random.choice(_PICKED_PORTS)
-        if _bindable(wildcard, port) and _bindable(host, port):
-            return port
-    raise RuntimeError(f"no free TCP port on {host} in {_PICKED_PORTS}")
-
-
-def _bindable(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+from scb_agent.demo_lab import (
+    AgentProcess,
+    DnsThread,  # noqa: F401  (the tests take it from here)
+    Side,
+    free_port,
+)
+from scb_core.errors import ScbError
 
 
 def run_scb(env: dict, *args: str, timeout: float = 60, check: bool = False):
@@ -59,11 +36,7 @@ def run_scb(env: dict, *args: str, timeout: float = 60, check: bool = False):
 
 
 def dirs_env(root: Path) -> dict:
-    return dict(
-        os.environ,
-        SCB_CONFIG_DIR=str(root / "config"),
-        SCB_STATE_DIR=str(root / "state"),
-    )
+    return Side(root).env
 
 
 LAB_LIMITS = {
@@ -83,7 +56,7 @@ class Agent:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = root / "agent.log"
-        self.process: subprocess.Popen | None = None
+        self.serve = AgentProcess(Side(root), self.port, self.log)
         resolver_args = [a for r in resolvers for a in ("--resolver", r)]
         if "--challenge-ports" not in init_args:
             # Tests are not always root: let hosts answer on unprivileged ports.
@@ -131,35 +104,19 @@ class Agent:
         target.update(values)
         self.config_file.write_text(tomli_w.dumps(config))
 
-    def start(self, timeout: float = 15) -> "Agent":
-        self.admin_socket.unlink(missing_ok=True)
-        log = open(self.log, "a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "scb_agent.cli", "serve"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"agent exited: {self.log.read_text()}")
-            if self.admin_socket.exists() and _accepts(self.port):
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"agent did not start: {self.log.read_text()}")
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.serve.process
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(sig)
+    def start(self, timeout: float = 15) -> "Agent":
         try:
-            return self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+            self.serve.start(timeout)
+        except ScbError as exc:
+            raise RuntimeError(f"{exc.message}:\n{self.log.read_text()}") from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        return self.serve.stop(sig)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
@@ -207,10 +164,3 @@ class Host:
             self.env, "request", *args, "--challenge-port", str(port), timeout=timeout
         )
 
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from scb_agent.demo_lab import accepts
 from tests.helpers import require_nginx
 from tests.lab import Agent, DnsThread, Host, free_port
 
@@ -70,7 +71,7 @@ class Nginx:
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 15
-        while not _accepts(self.port):
+        while not accepts(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"nginx did not start: {self.error_log()}")
             time.sleep(0.05)
@@ -87,14 +88,6 @@ class Nginx:
     def error_log(self) -> str:
         path = self.tmp / "error.log"
         return path.read_text() if path.exists() else "(no error log)"
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def fetch(port: int, context: ssl.SSLContext, name: str) -> str:
