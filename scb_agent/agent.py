@@ -39,34 +39,17 @@ class Agent:
     crl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     started_at: float = field(default_factory=time.time)
     guard: Guard = field(init=False)
-    # Derived once per authority and config, not per request: (source, value).
-    _pems: tuple = field(default=(None, "", ""), init=False, repr=False)
-    _resolvers: tuple = field(default=(None, []), init=False, repr=False)
+    # Derived once, not per request: neither config nor authority changes
+    # while the agent runs.
+    root_pem: str = field(init=False, repr=False)
+    chain_pem: str = field(init=False, repr=False)
+    resolvers: list[tuple[str, int]] = field(init=False)
 
     def __post_init__(self):
         self.guard = Guard(self.config.limits, self.writer, self.events)
-
-    @property
-    def root_pem(self) -> str:
-        return self._authority_pems()[0]
-
-    @property
-    def chain_pem(self) -> str:
-        return self._authority_pems()[1]
-
-    @property
-    def resolvers(self) -> list[tuple[str, int]]:
-        if self._resolvers[0] is not self.config:
-            parsed = [parse_resolver(r) for r in self.config.resolvers]
-            self._resolvers = (self.config, parsed)
-        return list(self._resolvers[1])
-
-    def _authority_pems(self) -> tuple[str, str]:
-        if self._pems[0] is not self.authority:
-            root = pem_of(self.authority.root).decode()
-            chain = pem_of(*self.authority.chain).decode()
-            self._pems = (self.authority, root, chain)
-        return self._pems[1:]
+        self.root_pem = pem_of(self.authority.root).decode()
+        self.chain_pem = pem_of(*self.authority.chain).decode()
+        self.resolvers = [parse_resolver(r) for r in self.config.resolvers]
 
     def tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -44,7 +44,6 @@ class Issuance:
         self.peer = peer
         self.request_id = secrets.token_hex(8)
         self.names: list[str] = []
-        self._stored_names: list[str] = []  # what the request row says so far
         self.validating = False  # in a stage whose failure counts against limits
 
     async def run(
@@ -62,9 +61,9 @@ class Issuance:
             spec = check_csr(request.csr_pem, request.validity_days, self.agent.policy)
         except ScbError:
             # The store and the log say what was asked for, even when refused.
-            self.names = requested_names(request.csr_pem)
+            self._name(requested_names(request.csr_pem))
             raise
-        self.names = spec.names
+        self._name(spec.names)
         guard.check_names(spec.names)
 
         token = new_token()
@@ -119,17 +118,18 @@ class Issuance:
         self.agent.writer.post(record)
         self.agent.events.publish("request_received", request_id=request_id, peer=peer)
 
+    def _name(self, names: list[str]) -> None:
+        """The names the request asks for, known once its CSR is read."""
+        self.names = names
+        request_id = self.request_id
+        self.agent.writer.post(lambda store: store.set_request_names(request_id, names))
+
     def stage(self, stage: str) -> None:
         at = time.time()
         request_id, peer, names = self.request_id, self.peer, list(self.names)
         self.validating = stage in ("resolving", "connecting")
-        # The names are known from the first stage on: write them once.
-        new_names = names != self._stored_names
-        self._stored_names = names
 
         def record(store):
-            if new_names:
-                store.set_request_names(request_id, names)
             store.add_stage(request_id, stage, at)
             store.audit(
                 "stage",
@@ -261,7 +261,6 @@ class Issuance:
         request_id, peer, names = self.request_id, self.peer, list(self.names)
 
         def record(store):
-            store.set_request_names(request_id, names)
             store.finish_request(
                 request_id, at, error_code=error.code, error_message=error.message
             )
