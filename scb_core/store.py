@@ -252,17 +252,17 @@ class Store:
         outcome = "issued" if serial else "failed"
         # The first outcome stands: a timeout that fires while the certificate
         # commits must not turn an issued request into a failed one.
-        done = self.db.execute(
-            "SELECT outcome FROM requests WHERE id = ?", (request_id,)
-        ).fetchone()
-        if done is not None and done[0] is not None:
-            return
-        self.add_stage(request_id, outcome, at)
-        self.db.execute(
+        finished = self.db.execute(
             "UPDATE requests SET outcome = ?, serial = ?, error_code = ?,"
-            " error_message = ? WHERE id = ?",
-            (outcome, serial, error_code, error_message, request_id),
+            " error_message = ?, stage = ?, updated_at = ?"
+            " WHERE id = ? AND outcome IS NULL",
+            (outcome, serial, error_code, error_message, outcome, at, request_id),
         )
+        if finished.rowcount:
+            self.db.execute(
+                "INSERT INTO request_stages (request_id, stage, at) VALUES (?, ?, ?)",
+                (request_id, outcome, at),
+            )
 
     def fail_unfinished_requests(self, reason: str, at: float) -> list[str]:
         """After a crash: no request may stay in a non-final stage."""
