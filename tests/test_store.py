@@ -90,6 +90,24 @@ def test_unfinished_requests_are_failed_after_crash(store):
     assert [s["stage"] for s in request["stages"]][-1] == "failed"
 
 
+def test_a_request_keeps_its_first_outcome(store):
+    store.add_request("r1", "127.0.0.1", ["a.home.arpa"], time.time())
+    store.finish_request("r1", time.time(), serial="0A")
+
+    store.finish_request("r1", time.time(), None, "timeout", "too late")
+
+    request = store.get_request("r1")
+    assert (request["outcome"], request["serial"]) == ("issued", "0A")
+    assert [s["stage"] for s in request["stages"]] == ["received", "issued"]
+
+
+def test_finishing_an_unknown_request_records_nothing(store):
+    store.finish_request("nobody", time.time(), None, "internal", "gone")
+
+    assert store.get_request("nobody") is None
+    assert store.db.execute("SELECT count(*) FROM request_stages").fetchone()[0] == 0
+
+
 def test_counter_never_repeats(store):
     assert [store.next_counter("crl") for _ in range(3)] == [1, 2, 3]
 
