@@ -355,15 +355,6 @@ class Store:
         )
         return [_certificate(row) for row in rows], total
 
-    def certificates_for_names(self, names: list[str], since: float) -> int:
-        return self.db.execute(
-            "SELECT count(*) FROM certificates WHERE names = ? AND issued_at >= ?",
-            (" ".join(names), since),
-        ).fetchone()[0]
-
-    def all_serials(self) -> Iterator[tuple[str, str]]:
-        yield from self.db.execute("SELECT serial, pem FROM certificates")
-
     # Revocations ----------------------------------------------------------
 
     def revoke(self, serial: str, reason: str, at: float, actor: str) -> None:
@@ -437,13 +428,6 @@ class Store:
             " AND actor = 'agent'",
             (value,),
         ).fetchone()[0]
-
-    def rate_tats(self, keys: list[str]) -> dict[str, float]:
-        marks = ",".join("?" * len(keys))
-        rows = self.db.execute(
-            f"SELECT key, tat FROM rate_state WHERE key IN ({marks})", keys
-        )
-        return {row[0]: row[1] for row in rows}
 
     def live_rate_state(self, at: float) -> dict[str, float]:
         """Every TAT still ahead of `at`; the rest are full buckets, dropped."""
