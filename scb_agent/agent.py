@@ -4,12 +4,16 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scb_core.authority_files import load_authority, pem_of, read_passphrase
+from scb_core.authority_files import (
+    load_authority,
+    pem_of,
+    read_passphrase,
+    refuse_exposed_keys,
+)
 from scb_core.ca import Authority
 from scb_core.config import AgentConfig, load_agent_config, parse_host_port
 from scb_core.dns import parse_resolver
@@ -22,8 +26,6 @@ from .guard import Guard
 from .store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
-
-KEY_FILES = ("root.key", "issuer.key", "server.key")
 
 
 @dataclass
@@ -76,24 +78,6 @@ def open_agent(paths: Paths) -> Agent:
     policy = config.policy(own_addresses(listen_host))
     writer = StoreWriter(paths.store)
     return Agent(paths, config, authority, policy, writer)
-
-
-def refuse_exposed_keys(ca_dir: Path) -> None:
-    """A CA key others can read is no longer the CA's alone: do not use it."""
-    for name in KEY_FILES:
-        path = ca_dir / name
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            continue  # load_authority names the files it cannot do without
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        if mode & 0o077:
-            raise ConfigError(
-                f"refusing to start: {path} has mode {stat.S_IMODE(mode):04o}, "
-                "readable by others than its owner; chmod 600 it "
-                "(and consider the key exposed)"
-            )
 
 
 def own_addresses(listen_host: str) -> frozenset:

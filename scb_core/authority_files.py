@@ -12,16 +12,19 @@ a passphrase, encrypted; the server key is not, as it is only a TLS identity.
 """
 
 import os
+import stat
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .ca import Authority
+from .errors import ConfigError
 from .files import write_atomic
 from .keys import PrivateKey, load_private_key, private_key_pem
 
 CREDENTIAL_NAME = "scb-passphrase"
+KEY_FILES = ("root.key", "issuer.key", "server.key")
 
 
 def pem_of(*certs: x509.Certificate) -> bytes:
@@ -84,3 +87,21 @@ def load_authority(ca_dir: Path, passphrase: bytes | None) -> Authority:
 
 def load_root(ca_dir: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate((ca_dir / "root.pem").read_bytes())
+
+
+def refuse_exposed_keys(ca_dir: Path) -> None:
+    """A CA key others can read is no longer the CA's alone: do not use it."""
+    for name in KEY_FILES:
+        path = ca_dir / name
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue  # load_authority names the files it cannot do without
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if mode & 0o077:
+            raise ConfigError(
+                f"refusing to start: {path} has mode {stat.S_IMODE(mode):04o}, "
+                "readable by others than its owner; chmod 600 it "
+                "(and consider the key exposed)"
+            )
