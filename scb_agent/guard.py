@@ -41,29 +41,15 @@ class Guard:
         self.writer = writer
         self.events = events
         self.clock = clock
-        self.requests = Rate(
-            "requests",
-            limits.requests_per_address_per_hour,
-            HOUR,
-            "limits.requests_per_address_per_hour",
+        self.requests = _rate(limits, "requests", "requests_per_address_per_hour")
+        self.address_failures = _rate(
+            limits, "failures", "failures_per_address_per_hour"
         )
-        self.address_failures = Rate(
-            "failures",
-            limits.failures_per_address_per_hour,
-            HOUR,
-            "limits.failures_per_address_per_hour",
+        self.name_failures = _rate(
+            limits, "name-failures", "failures_per_name_per_hour"
         )
-        self.name_failures = Rate(
-            "name-failures",
-            limits.failures_per_name_per_hour,
-            HOUR,
-            "limits.failures_per_name_per_hour",
-        )
-        self.name_sets = Rate(
-            "certificates",
-            limits.certificates_per_name_set_per_week,
-            WEEK,
-            "limits.certificates_per_name_set_per_week",
+        self.name_sets = _rate(
+            limits, "certificates", "certificates_per_name_set_per_week", WEEK
         )
         self.limiter = Limiter(clock, on_change=self._persist_tat)
         self._unsaved: dict[str, float] = {}  # TATs moved since the last write
@@ -340,6 +326,11 @@ def _until(expires_at: float | None) -> str:
         return "until an operator lifts it"
     moment = dt.datetime.fromtimestamp(expires_at, dt.UTC)
     return f"until {moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _rate(limits, kind: str, setting: str, period: float = HOUR) -> Rate:
+    """The rate agent.toml's [limits] `setting` sets, named in its refusals."""
+    return Rate(kind, getattr(limits, setting), period, f"limits.{setting}")
 
 
 def _hours(seconds: float) -> str:
