@@ -24,12 +24,11 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from scb_core.dns_exchange import exchange
+from scb_core.dns_exchange import Resolver, exchange
 from scb_core.errors import ScbError
 
 logger = logging.getLogger(__name__)
 
-Resolver = tuple[str, int]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DNS_PORT = 53
