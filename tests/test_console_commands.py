@@ -7,6 +7,7 @@ from textual.binding import Binding
 
 from scb_tui.app import ConsoleApp
 from scb_tui.chrome import SECTIONS
+from scb_tui.screens.agent_screen import RELOAD_DELAY
 from scb_tui.screens.ban_form import BanForm
 from scb_tui.screens.certificate_detail import CertificateDetailScreen
 from scb_tui.screens.confirm import ConfirmScreen
@@ -14,7 +15,7 @@ from scb_tui.screens.help import HelpScreen
 from scb_tui.screens.prompt import PromptScreen
 from scb_tui.screens.revoke import RevokeScreen
 
-from .console_fake import LEAF_SERIAL, FakeAgentLink
+from .console_fake import LEAF_SERIAL, T0, FakeAgentLink
 
 EVERY_SCREEN = [
     *ConsoleApp.MODES.values(),
@@ -110,3 +111,43 @@ async def test_a_stuck_agent_call_never_freezes_the_console():
         await pilot.pause()
         assert app.screen.SECTION == "bans"
         assert app.screen.query_one("#bans").row_count == len(link._bans())
+
+
+class LiveAgentLink(FakeAgentLink):
+    """A fake agent whose events the test pushes while the console runs."""
+
+    def __init__(self):
+        super().__init__(events=[])
+        self.pushed: asyncio.Queue = asyncio.Queue()
+
+    async def feed(self):
+        yield {"event": "connected"}
+        while True:
+            yield await self.pushed.get()
+
+
+async def test_a_section_left_behind_asks_the_agent_nothing_until_shown_again():
+    link = LiveAgentLink()
+    app = ConsoleApp(link)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.press("3")  # Certificates loads, then stays subscribed
+        await pilot.pause()
+        await pilot.press("5")  # Audit is shown now
+        await pilot.pause()
+        link.calls.clear()
+
+        issued = {"event": "issued", "at": T0, "request_id": "r1",
+                  "serial": "0A", "names": ["a.home.arpa"]}  # fmt: skip
+        await link.pushed.put(issued)
+        await asyncio.sleep(RELOAD_DELAY * 3)
+        await pilot.pause()
+        while_hidden = [name for name, _ in link.calls]
+
+        await pilot.press("3")
+        await pilot.pause()
+        once_shown = [name for name, _ in link.calls]
+
+    assert "audit" in while_hidden  # the section on screen follows the feed
+    assert "certificates" not in while_hidden
+    assert "status" not in while_hidden  # nor does Overview, left at start
+    assert "certificates" in once_shown

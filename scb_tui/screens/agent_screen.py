@@ -21,6 +21,7 @@ class AgentScreen(Screen):
 
     SECTION = ""
     _reload_timer = None
+    _stale = False  # changed while hidden: reload when shown again
     _width = 0
 
     def compose(self) -> ComposeResult:
@@ -48,17 +49,30 @@ class AgentScreen(Screen):
         """Lay the screen out for a terminal `width` columns wide."""
 
     def _on_agent_event(self, event: dict) -> None:
-        if event["event"] == "connected":
+        if event["event"] != "connected":
+            self.agent_event(event)
+        elif self.is_current:
             self.reload()
         else:
-            self.agent_event(event)
+            self._stale = True
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self._stale = False
+            self.reload()
 
     def reload(self) -> None:
         """Ask the agent for everything this screen shows."""
 
     def reload_soon(self) -> None:
-        """Reload once for a burst of events, not once per event."""
-        if self._reload_timer is None:
+        """Reload once for a burst of events, not once per event.
+
+        A screen the operator has left (its mode or one below another) keeps
+        its subscription but asks the agent nothing until it is shown again.
+        """
+        if not self.is_current:
+            self._stale = True
+        elif self._reload_timer is None:
             self._reload_timer = self.set_timer(RELOAD_DELAY, self._reload_now)
 
     def _reload_now(self) -> None:

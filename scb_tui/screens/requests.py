@@ -66,6 +66,9 @@ class RequestsScreen(AgentScreen):
         self._show_rows()
 
     def agent_event(self, event: dict) -> None:
+        if not self.is_current:
+            self.reload_soon()  # shown again, it reloads them all
+            return
         request_id = event.get("request_id")
         if not request_id or not _follow(self.requests, event):
             return
