@@ -3,7 +3,6 @@
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from scb_core.errors import ScbError
@@ -66,15 +65,3 @@ class AdminClient:
             raise ScbError(error.get("code", "internal"), error.get("message", "?"))
         return reply.get("result")
 
-
-async def events(path: Path) -> AsyncIterator[dict]:
-    """The agent's event feed on its own connection, one dict per change."""
-    client = AdminClient(path)
-    await client.connect()
-    try:
-        await client.call("subscribe")
-        while line := await client._reader.readline():
-            yield json.loads(line)
-    finally:
-        await client.close()
-    raise AgentUnavailable("the agent closed the event feed")
