@@ -4,18 +4,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from scb_core.ca import format_fingerprint
+from scb_core.store import format_serial
+
 
 def certificate_fields(pem: str) -> list[tuple[str, str]]:
     cert = x509.load_pem_x509_certificate(pem.encode())
     rows = [
         ("Subject", cert.subject.rfc4514_string() or "(empty)"),
         ("Issuer", cert.issuer.rfc4514_string()),
-        ("Serial", _colons(format(cert.serial_number, "X"))),
+        ("Serial", format_fingerprint(format_serial(cert.serial_number))),
         ("Not before", cert.not_valid_before_utc.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("Not after", cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("Public key", _key(cert.public_key())),
         ("Signature", cert.signature_algorithm_oid._name),
-        ("SHA-256", _colons(cert.fingerprint(hashes.SHA256()).hex().upper())),
+        ("SHA-256", format_fingerprint(cert.fingerprint(hashes.SHA256()).hex())),
     ]
     rows += [_extension(ext) for ext in cert.extensions]
     return rows
@@ -29,11 +32,6 @@ def _key(key) -> str:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "Ed25519"
     return type(key).__name__
-
-
-def _colons(hex_text: str) -> str:
-    hex_text = hex_text.zfill(len(hex_text) + len(hex_text) % 2)
-    return ":".join(hex_text[i : i + 2] for i in range(0, len(hex_text), 2))
 
 
 def _extension(ext: x509.Extension) -> tuple[str, str]:
@@ -52,9 +50,9 @@ def _extension(ext: x509.Extension) -> tuple[str, str]:
     elif isinstance(value, x509.ExtendedKeyUsage):
         text = ", ".join(oid._name for oid in value)
     elif isinstance(value, x509.SubjectKeyIdentifier):
-        text = _colons(value.digest.hex().upper())
+        text = format_fingerprint(value.digest.hex())
     elif isinstance(value, x509.AuthorityKeyIdentifier):
-        text = _colons((value.key_identifier or b"").hex().upper())
+        text = format_fingerprint((value.key_identifier or b"").hex())
     elif isinstance(value, x509.CRLDistributionPoints):
         text = ", ".join(
             name.value for point in value for name in point.full_name or []
