@@ -59,8 +59,7 @@ class BansScreen(AgentScreen):
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def load_bans(self) -> None:
-        result = await self.app.link.call("bans")
-        rows = result["rows"] if isinstance(result, dict) else result
+        rows = await self.app.link.call("bans")
         self.bans = {str(row["id"]): row for row in rows}
         self._show_rows()
 

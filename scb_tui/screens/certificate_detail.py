@@ -41,7 +41,7 @@ class CertificateDetailScreen(AgentScreen):
 
     def agent_event(self, event: dict) -> None:
         if event["event"] == "revoked" and event.get("serial") == self.serial:
-            self.reload()
+            self.reload_soon()
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def load_certificate(self) -> None:
@@ -72,7 +72,7 @@ class CertificateDetailScreen(AgentScreen):
     @work(group="revoke", exit_on_error=False)
     async def revoke(self, certificate: dict, reason: str) -> None:
         await revoke(self.app, certificate, reason)
-        self.reload()
+        self.reload_soon()  # one reload with the feed's `revoked`, not two
 
 
 def _fields_table(certificate: dict) -> Table:
