@@ -9,14 +9,15 @@ from textual.widgets import DataTable, Input, Label
 
 from ..formatting import shorten, when
 from ..layout import is_wide, rest
-from .agent_screen import AgentScreen
+from .searchable import SearchableScreen
 
 SHOWN = 200
-FILTER_PAUSE = 0.25
 
 
-class AuditScreen(AgentScreen):
+class AuditScreen(SearchableScreen):
     SECTION = "audit"
+    SEARCH_BOX = "filter"
+    TABLE = "audit"
     SUB_TITLE = "Audit"
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="audit.filter"),
@@ -25,11 +26,9 @@ class AuditScreen(AgentScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.search = ""
         self.rows: list[dict] = []
         self.wide = True
         self.widths: list[int] = []
-        self._filter_timer = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="audit-bar", classes="bar"):
@@ -95,23 +94,7 @@ class AuditScreen(AgentScreen):
             table.add_row(*cells, detail_cell, key=str(row["id"]))
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.focus_search()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self._filter_timer = self.set_timer(FILTER_PAUSE, self._filter_now)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._filter_now()
-        self.query_one("#audit", DataTable).focus()
-
-    def _filter_now(self) -> None:
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-            self._filter_timer = None
-        self.search = self.query_one("#filter", Input).value.strip()
+    def searched(self) -> None:
         self.load_audit()
-
-    def key_escape(self) -> None:
-        self.query_one("#audit", DataTable).focus()

@@ -14,17 +14,18 @@ from textual.widgets import DataTable, Input, Label
 
 from ..formatting import day, names_text, shorten, status_text, when
 from ..layout import is_wide, rest
-from .agent_screen import AgentScreen
 from .certificate_detail import CertificateDetailScreen
 from .revoke import RevokeScreen, revoke
+from .searchable import SearchableScreen
 
 PAGE = 100
-SEARCH_PAUSE = 0.25
 STATUSES = ["", "valid", "revoked", "expired"]
 
 
-class CertificatesScreen(AgentScreen):
+class CertificatesScreen(SearchableScreen):
     SECTION = "certificates"
+    SEARCH_BOX = "search"
+    TABLE = "certificates"
     SUB_TITLE = "Certificates"
     BINDINGS = [
         Binding("slash", "search", "Search", id="certificates.search"),
@@ -38,14 +39,12 @@ class CertificatesScreen(AgentScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.search = ""
         self.status = ""
         self.page_offset = 0
         self.total = 0
         self.exact = True
         self.rows: dict[str, dict] = {}
         self.widths: list[tuple[str, int]] = []
-        self._search_timer = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="certificates-bar", classes="bar"):
@@ -122,27 +121,11 @@ class CertificatesScreen(AgentScreen):
         return self.rows.get(key)
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        self.focus_search()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if self._search_timer is not None:
-            self._search_timer.stop()
-        self._search_timer = self.set_timer(SEARCH_PAUSE, self._search_now)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self._search_now()
-        self.query_one("#certificates", DataTable).focus()
-
-    def _search_now(self) -> None:
-        if self._search_timer is not None:
-            self._search_timer.stop()
-            self._search_timer = None
-        self.search = self.query_one("#search", Input).value.strip()
+    def searched(self) -> None:
         self.page_offset = 0
         self.load_page()
-
-    def key_escape(self) -> None:
-        self.query_one("#certificates", DataTable).focus()
 
     def action_next_status(self) -> None:
         self.status = STATUSES[(STATUSES.index(self.status) + 1) % len(STATUSES)]
