@@ -20,7 +20,6 @@ client and server in this same process, measured in the same run.
 
 import argparse
 import asyncio
-import datetime as dt
 import platform
 import ssl
 import statistics
@@ -28,15 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from scb_agent.agent import server_tls_context
 from scb_agent.events import EventBus
 from scb_agent.guard import Guard
 from scb_agent.store_writer import StoreWriter
+from scb_core.authority_files import pem_of
+from scb_core.ca import create_root, issue_server_certificate
 from scb_core.config import Limits
+from scb_core.keys import generate_key, private_key_pem
 
 SUBJECTS = 10_000
 HANDSHAKES = 300
@@ -104,12 +102,9 @@ def _add_bans(store, count: int) -> None:
 
 
 async def time_handshakes(scratch: Path, count: int) -> float:
-    cert, key = _server_files(scratch)
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.minimum_version = ssl.TLSVersion.TLSv1_3
-    server_context.num_tickets = 0
-    server_context.load_cert_chain(cert, key)
-    client_context = ssl.create_default_context(cafile=cert)
+    root, cert, key = _server_files(scratch)
+    server_context = server_tls_context(cert, key)
+    client_context = ssl.create_default_context(cafile=root)
     client_context.minimum_version = ssl.TLSVersion.TLSv1_3
 
     async def hang_up(reader, writer):
@@ -129,35 +124,17 @@ async def time_handshakes(scratch: Path, count: int) -> float:
     return statistics.median(times)
 
 
-def _server_files(scratch: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 certificate for localhost, as the agent would use."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = scratch / "server.pem", scratch / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+def _server_files(scratch: Path) -> tuple[Path, Path, Path]:
+    """A root and the P-256 server certificate it issued for localhost, as
+    `scb-agent init` makes them."""
+    root_key, server_key = generate_key("ec-p256"), generate_key("ec-p256")
+    root = create_root("benchmark root", root_key)
+    server = issue_server_certificate(root, root_key, ["localhost"], server_key)
+    paths = scratch / "root.pem", scratch / "server.pem", scratch / "server.key"
+    paths[0].write_bytes(pem_of(root))
+    paths[1].write_bytes(pem_of(server))
+    paths[2].write_bytes(private_key_pem(server_key))
+    return paths
 
 
 if __name__ == "__main__":

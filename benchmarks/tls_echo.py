@@ -9,9 +9,9 @@ and TLS settings the agent uses, so the ratio measures the agent, not them.
 
 import asyncio
 import socket
-import ssl
 import sys
 
+from scb_agent.agent import server_tls_context
 from scb_agent.serve import run_loop
 
 
@@ -31,10 +31,7 @@ async def echo(reader, writer) -> None:
 
 
 async def serve(cert: str, key: str) -> None:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.num_tickets = 0  # as the agent: its clients never resume
-    context.load_cert_chain(cert, key)
+    context = server_tls_context(cert, key)
     server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=context, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()

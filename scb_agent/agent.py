@@ -54,15 +54,19 @@ class Agent:
         self.resolvers = [parse_resolver(r) for r in self.config.resolvers]
 
     def tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        # Hosts open one connection per request and never resume a session:
-        # TLS 1.3's default session tickets would be wasted work and a write.
-        context.num_tickets = 0
-        context.load_cert_chain(
-            self.paths.ca_dir / "server.pem", self.paths.ca_dir / "server.key"
-        )
-        return context
+        ca_dir = self.paths.ca_dir
+        return server_tls_context(ca_dir / "server.pem", ca_dir / "server.key")
+
+
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """JASC/1's server side: TLS 1.3 only (the benchmarks' baseline uses it too)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    # Hosts open one connection per request and never resume a session:
+    # TLS 1.3's default session tickets would be wasted work and a write.
+    context.num_tickets = 0
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def open_agent(paths: Paths) -> Agent:
