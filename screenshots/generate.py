@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # for `tests`, when run as a script
 
 from scb_tui.app import ConsoleApp  # noqa: E402
-from tests.console_fake import FakeAgentLink  # noqa: E402
+from tests.console_fake import FakeAgentLink, settle  # noqa: E402
 
 WIDE = (120, 40)
 NARROW = (80, 24)
@@ -35,16 +35,6 @@ SHOTS = {
     "help": (NARROW, ["2", "question_mark"], "every key of the screen"),
     "agent-down": (NARROW, ["2"], "what the console says with no agent"),
 }
-
-
-async def settle(pilot) -> None:
-    """Until every agent call the last key started has been answered."""
-    for _ in range(3):
-        await pilot.pause()
-        busy = [w for w in pilot.app.workers if w.group != "feed" and w.is_running]
-        if busy:
-            await pilot.app.workers.wait_for_complete(busy)
-    await pilot.pause()
 
 
 async def shoot(name: str, size: tuple[int, int], keys: list[str]) -> Path:

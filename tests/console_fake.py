@@ -163,6 +163,17 @@ EVENTS = [
 ]  # fmt: skip
 
 
+async def settle(pilot) -> None:
+    """Wait until every agent call a key started has been answered."""
+    app = pilot.app
+    for _ in range(3):
+        await pilot.pause()
+        busy = [w for w in app.workers if w.group != "feed" and w.is_running]
+        if busy:  # an empty list would mean "every worker", the feed included
+            await app.workers.wait_for_complete(busy)
+    await pilot.pause()
+
+
 class FakeAgentLink:
     """Stands in for AgentLink: same `where`, `call` and `feed`."""
 

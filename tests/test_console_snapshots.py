@@ -8,18 +8,7 @@ import pytest
 
 from scb_tui.app import ConsoleApp
 
-from .console_fake import FakeAgentLink
-
-
-async def settle(pilot) -> None:
-    """Wait until every agent call a key started has been answered."""
-    app = pilot.app
-    for _ in range(3):
-        await pilot.pause()
-        busy = [w for w in app.workers if w.group != "feed" and w.is_running]
-        if busy:  # an empty list would mean "every worker", the feed included
-            await app.workers.wait_for_complete(busy)
-    await pilot.pause()
+from .console_fake import FakeAgentLink, settle
 
 
 def presses(*keys: str):
