@@ -31,14 +31,6 @@ MIB = 1024
 
 SHORT_TIMEOUTS = {"handshake": 2, "message": 2, "challenge": 2, "request": 30}
 # The abuse itself must not trip the rate limits and bans: those have tests.
-GENEROUS_LIMITS = {
-    "requests_per_address_per_hour": 10**8,
-    "failures_per_address_per_hour": 10**8,
-    "failures_per_name_per_hour": 10**8,
-    "certificates_per_name_set_per_week": 10**8,
-}
-
-
 class Lab:
     def __init__(self, agent: Agent, dns: DnsThread):
         self.agent = agent
@@ -86,7 +78,6 @@ def lab(tmp_path_factory):
     dns = DnsThread({}).start()
     agent = Agent(root / "agent", [dns.address])
     agent.configure("timeouts", **SHORT_TIMEOUTS)
-    agent.configure("limits", **GENEROUS_LIMITS)
     agent.start()
     lab = Lab(agent, dns)
     try:

@@ -137,6 +137,7 @@ def test_kill_9_under_load_loses_nothing_and_leaves_nothing_unfinished(tmp_path)
     )[0][0]
     stored = dict(read_store(agent, "SELECT serial, pem FROM certificates"))
     serials = [serial for serial, _ in received]
+    assert serials, "no client got a certificate: the load never ran"
     assert len(serials) == len(set(serials)), "a serial was handed out twice"
     missing = [serial for serial, pem in received if stored.get(serial) != pem]
     assert not missing, f"{len(missing)} certificates clients hold are not stored"
@@ -189,19 +190,28 @@ def test_killing_request_or_renew_never_leaves_a_mismatched_live_set(tmp_path):
     outcomes = {"complete": 0, "killed": 0}
     try:
         host = Host(tmp_path / "host", agent)
-        for round_number in range(24):
-            command = ["request", name] if round_number % 2 == 0 else ["renew"]
-            if command == ["renew"]:
-                command += ["--force"]
-            process = subprocess.Popen(
-                [sys.executable, "-m", "scb_agent.cli", *command]
-                + ["--challenge-port", str(free_port("127.0.0.2"))]
-                * (command[0] == "request"),
+
+        def start(command: list[str]) -> subprocess.Popen:
+            if command[0] == "request":
+                command = [*command, "--challenge-port", str(free_port("127.0.0.2"))]
+            return subprocess.Popen(
+                [sys.executable, "-m", "scb_agent.cli", *command],
                 env=host.env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(rng.uniform(0.1, 1.2))
+
+        # One whole run says how long a run takes here: the kills land
+        # anywhere from the start-up to the last rename, and a few runs end
+        # before their kill.
+        began = time.monotonic()
+        assert start(["request", name]).wait() == 0
+        took = time.monotonic() - began
+
+        for round_number in range(60):
+            command = ["request", name] if round_number % 2 else ["renew", "--force"]
+            process = start(command)
+            time.sleep(rng.uniform(0, took * 1.3))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 outcomes["killed"] += 1
@@ -214,4 +224,5 @@ def test_killing_request_or_renew_never_leaves_a_mismatched_live_set(tmp_path):
     finally:
         agent.stop()
         dns.stop()
+    assert outcomes["killed"] > 0, f"no run was cut off: {outcomes}"
     print(f"client runs: {outcomes}")

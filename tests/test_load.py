@@ -25,13 +25,6 @@ REQUESTS_EACH = 3
 PER_ADDRESS = 4
 MIB = 1024
 
-GENEROUS_RATES = {
-    "requests_per_address_per_hour": 10**6,
-    "failures_per_address_per_hour": 10**6,
-    "failures_per_name_per_hour": 10**6,
-    "certificates_per_name_set_per_week": 10**6,
-}
-
 
 def crowd_address(i: int) -> str:
     """Idle connection i's source: 127.0.1.x, 127.0.2.x, ... four to each."""
@@ -88,7 +81,6 @@ def test_a_thousand_idle_connections_do_not_stop_32_clients(tmp_path, file_limit
         "limits",
         connections_per_address=PER_ADDRESS,
         connections_total=IDLE_TLS + CLIENTS + 50,
-        **GENEROUS_RATES,
     )
     # The agent starts with the common soft limit of 1024 open files and
     # must raise its own to hold the crowd.
@@ -159,9 +151,7 @@ def capped(tmp_path):
     dns = DnsThread({}).start()
     agent = Agent(tmp_path / "agent", [dns.address])
     agent.configure("timeouts", message=600)
-    agent.configure(
-        "limits", connections_per_address=2, connections_total=5, **GENEROUS_RATES
-    )
+    agent.configure("limits", connections_per_address=2, connections_total=5)
     agent.start()
     try:
         yield agent

@@ -22,16 +22,9 @@ from scb_core.keys import load_private_key
 from scb_core.store import format_serial
 from tests.lab import Agent, DnsThread, Host, free_port, run_scb
 
+
 # Generous limits: the module issues many certificates from 127.0.0.1, and
 # the failing-lineage test must not get the address banned for the others.
-LAB_LIMITS = dict(
-    requests_per_address_per_hour=100000,
-    failures_per_address_per_hour=100000,
-    failures_per_name_per_hour=100000,
-    certificates_per_name_set_per_week=100000,
-)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("renewal")
@@ -39,7 +32,6 @@ def lab(tmp_path_factory):
     agent = Agent(
         root / "agent", [dns.address], "--http-listen", f"127.0.0.1:{free_port()}"
     )
-    agent.configure("limits", **LAB_LIMITS)
     agent.dns = dns
     agent.start()
     try:
