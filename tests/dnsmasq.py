@@ -9,7 +9,6 @@ sees exactly the records it passed in.
 
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import time
@@ -18,26 +17,15 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
-import pytest
+
+from tests.helpers import require_program
 
 _START_SECONDS = 10.0
 _PORT_ATTEMPTS = 5
 
 
-def dnsmasq_path() -> str | None:
-    # /usr/sbin is often missing from an unprivileged user's PATH.
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    return shutil.which("dnsmasq", path=search)
-
-
 def require_dnsmasq() -> str:
-    """Return dnsmasq's path, or skip (fail under SCB_REQUIRE_DNSMASQ)."""
-    path = dnsmasq_path()
-    if path is not None:
-        return path
-    if os.environ.get("SCB_REQUIRE_DNSMASQ"):
-        pytest.fail("dnsmasq not installed but SCB_REQUIRE_DNSMASQ is set")
-    pytest.skip("dnsmasq not installed (Debian package dnsmasq-base)")
+    return require_program("dnsmasq", "dnsmasq-base", "SCB_REQUIRE_DNSMASQ")
 
 
 class Dnsmasq:

@@ -59,26 +59,29 @@ def verify_with_cryptography(leaf, chain, root, name: str) -> None:
     verifier.verify(leaf, list(chain))
 
 
-def require_openssl() -> str:
-    """Return openssl's path, or skip (fail under SCB_REQUIRE_OPENSSL)."""
-    path = shutil.which("openssl")
+def require_program(program: str, package: str, required_by: str) -> str:
+    """The program's path, or skip naming its Debian package.
+
+    On a bare machine the tests that need it skip; `.ci/run` installs the
+    package and sets `required_by` (SCB_REQUIRE_...), which turns the skip
+    into a failure.
+    """
+    # /usr/sbin is often missing from an unprivileged user's PATH.
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    path = shutil.which(program, path=search)
     if path is not None:
         return path
-    if os.environ.get("SCB_REQUIRE_OPENSSL"):
-        pytest.fail("openssl not installed but SCB_REQUIRE_OPENSSL is set")
-    pytest.skip("openssl not installed (Debian package openssl)")
+    if os.environ.get(required_by):
+        pytest.fail(f"{program} not installed but {required_by} is set")
+    pytest.skip(f"{program} not installed (Debian package {package})")
+
+
+def require_openssl() -> str:
+    return require_program("openssl", "openssl", "SCB_REQUIRE_OPENSSL")
 
 
 def require_nginx() -> str:
-    """Return nginx's path, or skip (fail under SCB_REQUIRE_NGINX)."""
-    # /usr/sbin is often missing from an unprivileged user's PATH.
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    path = shutil.which("nginx", path=search)
-    if path is not None:
-        return path
-    if os.environ.get("SCB_REQUIRE_NGINX"):
-        pytest.fail("nginx not installed but SCB_REQUIRE_NGINX is set")
-    pytest.skip("nginx not installed (Debian package nginx-light)")
+    return require_program("nginx", "nginx-light", "SCB_REQUIRE_NGINX")
 
 
 def verify_with_openssl(tmp_path: Path, leaf, chain, root) -> None:

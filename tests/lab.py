@@ -52,11 +52,12 @@ class Agent:
 
     def __init__(self, root: Path, resolvers: list[str], *init_args: str):
         self.root = root
-        self.env = dirs_env(root)
+        side = Side(root)
+        self.env = side.env  # what tests change here, the agent starts with
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = root / "agent.log"
-        self.serve = AgentProcess(Side(root), self.port, self.log)
+        self.serve = AgentProcess(side, self.port, self.log)
         resolver_args = [a for r in resolvers for a in ("--resolver", r)]
         if "--challenge-ports" not in init_args:
             # Tests are not always root: let hosts answer on unprivileged ports.

@@ -5,9 +5,7 @@ settings the design promises), and by `systemd-analyze verify` when systemd
 is installed, which knows every directive and value systemd accepts.
 """
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from scb_agent.units_cmd import UNITS
 from scb_core.authority_files import CREDENTIAL_NAME, read_passphrase
+from tests.helpers import require_program
 from tests.lab import Agent, DnsThread, dirs_env, run_scb
 
 SECTION = re.compile(r"^\[([A-Za-z]+)\]$")
@@ -22,13 +21,7 @@ SETTING = re.compile(r"^([A-Za-z][A-Za-z0-9]*)=(.*)$")
 
 
 def require_systemd_analyze() -> str:
-    """Its path, or skip (fail under SCB_REQUIRE_SYSTEMD)."""
-    path = shutil.which("systemd-analyze")
-    if path is not None:
-        return path
-    if os.environ.get("SCB_REQUIRE_SYSTEMD"):
-        pytest.fail("systemd-analyze not installed but SCB_REQUIRE_SYSTEMD is set")
-    pytest.skip("systemd-analyze not installed (Debian package systemd)")
+    return require_program("systemd-analyze", "systemd", "SCB_REQUIRE_SYSTEMD")
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
