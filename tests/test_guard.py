@@ -67,7 +67,7 @@ async def test_each_repeat_doubles_the_ban_up_to_the_cap(open_guard, clock):
     assert ban["strikes"] == 5
 
 
-async def test_a_restarted_guard_keeps_bans_buckets_and_strikes(open_guard, clock):
+async def test_a_restarted_guard_keeps_bans_buckets_and_strikes(open_guard):
     first = await open_guard(requests_per_address_per_hour=2)
     first.admit_request("10.0.0.9")
     first.admit_request("10.0.0.9")
