@@ -151,3 +151,28 @@ async def test_a_section_left_behind_asks_the_agent_nothing_until_shown_again():
     assert "certificates" not in while_hidden
     assert "status" not in while_hidden  # nor does Overview, left at start
     assert "certificates" in once_shown
+
+
+async def test_a_burst_of_request_events_redraws_the_table_once():
+    link = LiveAgentLink()
+    app = ConsoleApp(link)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        screen = app.screen
+        redraws = []
+        draw = screen._show_rows
+        screen._show_rows = lambda: (redraws.append(1), draw())
+
+        for n in range(20):
+            await link.pushed.put(
+                {"event": "request_received", "at": T0 + n, "request_id": f"burst{n}",
+                 "peer": "10.20.0.40"}
+            )  # fmt: skip
+        await asyncio.sleep(0.2)
+        await pilot.pause()
+        table = screen.query_one("#requests")
+
+        assert all(f"burst{n}" in screen.requests for n in range(20))
+        assert table.row_count == len(screen.requests)
+        assert 1 <= len(redraws) < 20

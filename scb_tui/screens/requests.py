@@ -37,6 +37,7 @@ class RequestsScreen(AgentScreen):
         self.requests: dict[str, dict] = {}
         self.widths: list[tuple[str, int]] = []
         self._detail_id: str | None = None
+        self._rows_pending = False  # a redraw is due after the next refresh
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="requests", cursor_type="row", zebra_stripes=True)
@@ -72,11 +73,15 @@ class RequestsScreen(AgentScreen):
         request_id = event.get("request_id")
         if not request_id or not _follow(self.requests, event):
             return
-        self._show_rows()
+        # A burst of events (five per issuance) redraws the table once.
+        if not self._rows_pending:
+            self._rows_pending = True
+            self.call_after_refresh(self._show_rows)
         if request_id == self._detail_id:
             self.load_detail(request_id)
 
     def _show_rows(self) -> None:
+        self._rows_pending = False
         table = self.query_one("#requests", DataTable)
         selected = self.selected_id()
         table.clear()
