@@ -108,7 +108,13 @@ async def awaiting_approval(pilot, lab, name: str) -> tuple[dict, subprocess.Pop
 
     def waiting() -> dict | None:
         request = request_named(screen, name)
-        return request if request and request["stage"] == "awaiting_approval" else None
+        if not request or request["stage"] != "awaiting_approval":
+            return None
+        # The table redraws once a burst of events is in: wait for what the
+        # operator sees, not just the model behind it.
+        table = screen.query_one("#requests", DataTable)
+        shown = request["id"] in table.rows and stage_cell(screen, request["id"])
+        return request if shown == "awaiting approval" else None
 
     request = await wait_until(pilot, f"{name} to await approval", waiting)
     return request, process
